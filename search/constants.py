@@ -37,12 +37,14 @@ PLOTS_DIR = "plots"
 # In each Ray trial directory.
 PARAMS_FILE = "params.json"
 RESULT_FILE = "result.json"
+ERROR_FILE = "error.txt"  # Ray writes it in the directory of a failed trial
 # In each checkpoint and in best/.
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 NOTATION_FILE = "notation.txt"
 METRICS_FILE = "metrics.json"
 STATE_FILE = "state.json"
+RECONSTRUCTIONS_FILE = "reconstructions.npz"  # best/ only: inputs, outputs, targets (or _0, _1 per page)
 
 # The key under which a trial's ModelConfig dict sits in its Ray config (params.json).
 MODEL_KEY = "model"
@@ -51,6 +53,7 @@ REPORT_KEY = "report_id"
 
 # Trial statuses as Ray names them, plus what results/ infers for files alone.
 TERMINATED, ERROR, RUNNING, PENDING, PAUSED = "TERMINATED", "ERROR", "RUNNING", "PENDING", "PAUSED"
+STOPPED = "STOPPED"  # inferred: the sweep finished before the trial reached its epochs
 
 LEADERBOARD_COLUMNS = (
     "rank", "trial_id", "status", "task", "family", "notation", "conv_layers", "filters",
