@@ -1,0 +1,83 @@
+"""search/trial.py: one config trained on real data, without Ray."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from search import constants as C
+from search.data import load_task
+from search.trial import Trial, evaluate, pixel_losses
+from spaces.config import ModelConfig
+from spaces.notation import parse_row
+
+
+@pytest.fixture(scope="module")
+def mnist_small(data_dir):
+    return load_task("mnist", data_dir=data_dir, subset=1000, val_subset=300)
+
+
+def test_pixel_losses_match_numpy():
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(0.01, 0.99, (3, 5, 7, 1)).astype("float32")
+    target = rng.uniform(0, 1, (3, 5, 7, 1)).astype("float32")
+    sums = pixel_losses(pred, target)
+    assert sums["pixels"] == pred.size
+    assert sums["mse"] / pred.size == pytest.approx(np.mean((pred - target) ** 2), rel=1e-6)
+    assert sums["mae"] / pred.size == pytest.approx(np.mean(np.abs(pred - target)), rel=1e-6)
+    bce = -np.mean(target * np.log(pred) + (1 - target) * np.log(1 - pred))
+    assert sums["bce"] / pred.size == pytest.approx(bce, rel=1e-5)
+
+
+def test_evaluate_weighs_pages_by_pixels():
+    """RMSE is over all pixels of all pages, so a big page counts more than a small one."""
+
+    class Constant:
+        def predict_on_batch(self, x):
+            return np.zeros_like(x)
+
+    small = (np.zeros((1, 2, 2, 1), "float32"), np.ones((1, 2, 2, 1), "float32"))  # err 1
+    big = (np.zeros((1, 4, 4, 1), "float32"), np.zeros((1, 4, 4, 1), "float32"))  # err 0
+    metrics = evaluate(Constant(), [small, big], "mse", batch_size=1)
+    assert metrics[C.VAL_MSE] == pytest.approx(4 / 20)
+    assert metrics[C.VAL_RMSE] == pytest.approx(math.sqrt(4 / 20))
+
+
+def test_training_on_real_mnist_lowers_the_loss(mnist_small):
+    config = parse_row("2L,8F(3X3)", task="mnist").replace(epochs=2, batch_size=64, lr=3e-3)
+    trial = Trial(config, mnist_small, seed=1)
+    before = evaluate(trial.model, list(mnist_small.val), "mse", 256)[C.VAL_MSE]
+    history = list(trial.epochs())
+    assert [m[C.EPOCH] for m in history] == [1, 2]
+    assert history[-1][C.VAL_MSE] < before * 0.5
+    assert history[-1][C.TRAIN_LOSS] < history[0][C.TRAIN_LOSS]
+    last = history[-1]
+    assert last[C.PARAMS] == trial.model.count_params() == 8 * 9 + 8 + 8 * 8 * 9 + 8 + 8 * 9 + 1
+    assert last[C.VAL_RMSE] == pytest.approx(math.sqrt(last[C.VAL_MSE]))
+    assert last[C.SECONDS] == pytest.approx(sum(m[C.EPOCH_SECONDS] for m in history))
+    assert last[C.NOTATION] == "2L,8F(3X3)"
+
+
+def test_save_and_resume_continue_where_training_stopped(mnist_small, tmp_path):
+    config = ModelConfig(task="mnist", filters=(4,), epochs=2, batch_size=128)
+    trial = Trial(config, mnist_small, seed=3)
+    first = next(trial.epochs())
+    trial.save(tmp_path, first)
+    assert json.loads((tmp_path / C.STATE_FILE).read_text())["epoch"] == 1
+    assert ModelConfig.from_json((tmp_path / C.CONFIG_FILE).read_text()) == config
+
+    resumed = Trial.resume(tmp_path, config, mnist_small)
+    weights = [w.copy() for w in trial.model.get_weights()]
+    assert all(np.array_equal(a, b) for a, b in zip(weights, resumed.model.get_weights()))
+    rest = list(resumed.epochs())
+    assert [m[C.EPOCH] for m in rest] == [2]
+    assert rest[0][C.SECONDS] > first[C.SECONDS]
+
+
+def test_bce_trial_reports_mse_beside_its_loss(mnist_small):
+    config = ModelConfig(task="mnist", filters=(4,), loss="bce", epochs=1, batch_size=128)
+    metrics = next(Trial(config, mnist_small).epochs())
+    assert metrics[C.VAL_LOSS] > metrics[C.VAL_MSE]  # bce of [0,1] images exceeds their MSE
