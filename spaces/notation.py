@@ -133,17 +133,20 @@ def parse_count(text: str | int | None, what: str = "batchnorm") -> int:
 
 def parse_row(
     layers: str,
-    pool: str | int | None = 0,
+    pool_upsample: str | int | None = 0,
     dropout: str | int | None = 0,
     batchnorm: str | int | None = 0,
     **training: Any,
 ) -> ModelConfig:
-    """One table row (its four architecture columns) plus training fields -> ModelConfig."""
+    """One table row (its four architecture columns) plus training fields -> ModelConfig.
+
+    The columns are named as `format_row` returns them, so `parse_row(**format_row(c))` works.
+    """
     arch = parse_layers(layers)
     n_dropout, rate = parse_dropout(dropout)
     return ModelConfig(
         **arch,
-        pool=parse_pool(pool) if arch["family"] == "conv" else 0,
+        pool=parse_pool(pool_upsample) if arch["family"] == "conv" else 0,
         dropout=n_dropout,
         dropout_rate=rate,
         batchnorm=parse_count(batchnorm),
