@@ -1,0 +1,56 @@
+"""Search spaces over autoencoder configs: the study's rows (`report`) and its axes (`full`).
+
+The leaf package: imports nothing else of ours and no ML framework, so `search/` and
+`results/` can both use it.
+
+    get_space("report", task)  -> list of Ray grid points {MODEL_KEY: config, REPORT_KEY: id}
+    get_space("full", task)    -> a module-level define-by-run function for
+                                  ray.tune.search.optuna.OptunaSearch(space=...)
+    warm_start_points(task)    -> the study's best rows as full-space points, for
+                                  OptunaSearch(points_to_evaluate=...)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from spaces import mnist, mnist_denoise, text
+from spaces.axes import TaskBounds
+from spaces.full import point_for
+from spaces.report import report_space, study_rows
+
+_TASK_MODULES = {"mnist": mnist, "mnist-denoise": mnist_denoise, "text": text}
+TASKS = tuple(_TASK_MODULES)
+
+
+def _full_space(task: str) -> Callable[[Any], dict[str, Any]]:
+    return _TASK_MODULES[task].full_space
+
+
+SPACES: dict[str, Callable[[str], Any]] = {"report": report_space, "full": _full_space}
+
+
+def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(valid)}")
+
+
+def get_space(space: str, task: str) -> Any:
+    """The `space` ("report" or "full") of `task`; see the module docstring for the types."""
+    _check("space", space, tuple(SPACES))
+    _check("task", task, TASKS)
+    return SPACES[space](task)
+
+
+def task_bounds(task: str) -> TaskBounds:
+    """The full space's bounds and the resource guard's defaults for `task`."""
+    _check("task", task, TASKS)
+    return _TASK_MODULES[task].BOUNDS
+
+
+def warm_start_points(task: str) -> list[dict[str, Any]]:
+    """The study's best rows of `task` as full-space parameters, where the space has them."""
+    bounds = task_bounds(task)
+    points = (point_for(r.config, bounds) for r in study_rows(task) if r.best)
+    return [p for p in points if p is not None]
