@@ -1,0 +1,121 @@
+"""What every loader returns and shares: the error type, the load options and `TaskData`.
+
+Kept apart from `search/data/__init__.py` so the loader modules can import it without a cycle.
+`TaskData` is pickled into Ray's object store and shipped to every trial, so it holds only plain
+numpy arrays, tuples and ints.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR_ENV = "SEARCH_DATA_DIR"
+
+# (x, y) of images that share one size, NHWC float32 in [0, 1].
+Group = tuple[np.ndarray, np.ndarray]
+
+
+class DataError(ValueError):
+    """Data that cannot be loaded as asked: missing or bad files, impossible options."""
+
+
+def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
+    """The data dir to read: the argument, else `$SEARCH_DATA_DIR`, else None."""
+    if data_dir is not None:
+        return Path(data_dir)
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else None
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What `load_task` passes every loader; each uses the fields its task needs."""
+
+    data_dir: Path | None  # as given by the caller (None: loaders may consult the environment)
+    subset: int | None
+    val_subset: int | None
+    seed: int
+    noise: float
+    val_fraction: float
+    resize: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class Split:
+    """A loader's answer: training groups, validation groups and the validation page names."""
+
+    train: tuple[Group, ...]
+    val: tuple[Group, ...]
+    val_names: tuple[str, ...] = ()
+
+
+def _common(sizes: list[int]) -> int | None:
+    return sizes[0] if len(set(sizes)) == 1 else None
+
+
+@dataclass(frozen=True, eq=False)
+class TaskData:
+    """One task's data, ready to train on: images grouped by size, validated on whole images.
+
+    With `patch_size` set, an epoch trains on `patches_per_page` random aligned crops of each
+    training page instead of the pages themselves (see `training_groups`).
+    """
+
+    task: str
+    train: tuple[Group, ...]
+    val: tuple[Group, ...]
+    val_names: tuple[str, ...] = ()
+    patch_size: int | None = None
+    patches_per_page: int = 8
+    seed: int = 0
+
+    @property
+    def n_train(self) -> int:
+        """Training images (MNIST) or pages (text), before any patching."""
+        return sum(len(x) for x, _ in self.train)
+
+    @property
+    def n_val(self) -> int:
+        return sum(len(x) for x, _ in self.val)
+
+    @property
+    def input_shape(self) -> tuple[int | None, int | None]:
+        """(H, W) the model sees in training and validation; None where the size varies.
+
+        Patches do not narrow this: validation always runs on whole images.
+        """
+        groups = self.train + self.val
+        return (
+            _common([x.shape[1] for x, _ in groups]),
+            _common([x.shape[2] for x, _ in groups]),
+        )
+
+    def training_groups(self, epoch: int) -> list[Group]:
+        """What epoch `epoch` trains on: the training groups, or this epoch's patches.
+
+        Patches come from an RNG seeded by (seed, epoch), so every trial, in any process, trains
+        on the same crops in the same epoch and trials differ only by their configs.
+        """
+        if self.patch_size is None:
+            return list(self.train)
+        if epoch < 0:
+            raise DataError(f"epoch must be >= 0, got {epoch}")
+        rng = np.random.default_rng((self.seed, epoch))
+        p, k = self.patch_size, self.patches_per_page
+        xs, ys = [], []
+        offsets = np.arange(p)
+        for x, y in self.train:
+            n, height, width = x.shape[:3]
+            tops = rng.integers(0, height - p + 1, size=(n, k))
+            lefts = rng.integers(0, width - p + 1, size=(n, k))
+            page = np.arange(n)[:, None, None, None]
+            rows = (tops[:, :, None] + offsets)[:, :, :, None]
+            cols = (lefts[:, :, None] + offsets)[:, :, None, :]
+            # One fancy index gives (n, k, p, p, 1): the same window on input and target.
+            xs.append(x[page, rows, cols].reshape(n * k, p, p, 1))
+            ys.append(y[page, rows, cols].reshape(n * k, p, p, 1))
+        return [(np.concatenate(xs), np.concatenate(ys))]

@@ -1,0 +1,281 @@
+"""The `text` task: Kaggle "Denoising Dirty Documents" pages, noisy scans -> clean targets.
+
+Reads `train/` and `train_cleaned/` from a data dir (or its `dirty-documents/` subfolder), each
+as a folder of PNGs or as the competition's zip (`train.zip`, whose members may sit in a folder).
+Pages keep their native size (540 wide, 420 or 258 high) unless `resize` is given. Decoded pages
+are cached on disk, outside the (read-only) data dir, because every Ray worker loads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image
+
+from search.data.base import DataError, Group, LoadOptions, Split, resolve_data_dir
+
+INPUTS, TARGETS = "train", "train_cleaned"
+SUBFOLDER = "dirty-documents"
+CACHE_ENV = "SEARCH_CACHE_DIR"
+DEFAULT_CACHE = Path("~/.cache/autoencoder-search")
+PAGE_SUFFIX = ".png"
+_CACHE_VERSION = 1
+_SPLIT_STREAM = 0x5917  # keeps the split's draws apart from other seeded draws
+
+# A decoded page: uint8 pixels (resized if asked) and the page's native (H, W).
+_Decoded = tuple[np.ndarray, tuple[int, int]]
+
+
+def page_sort_key(name: str) -> tuple[int, int, str]:
+    """Order pages by numeric stem where stems are numbers ("2.png" before "10.png")."""
+    stem = PurePosixPath(name).stem
+    return (0, int(stem), name) if stem.isdigit() else (1, 0, name)
+
+
+def cache_dir() -> Path:
+    """Where decoded pages are cached: `$SEARCH_CACHE_DIR`, else ~/.cache/autoencoder-search."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else DEFAULT_CACHE.expanduser()
+
+
+# --- reading PNGs from a folder or a zip ---------------------------------------------------------
+
+
+def _is_page(name: str) -> bool:
+    path = PurePosixPath(name)
+    return (path.suffix.lower() == PAGE_SUFFIX and not path.name.startswith(".")
+            and "__MACOSX" not in path.parts)
+
+
+def _decode(blob: bytes | Path, label: str, resize: tuple[int, int] | None) -> _Decoded:
+    try:
+        with Image.open(io.BytesIO(blob) if isinstance(blob, bytes) else blob) as image:
+            grey = image.convert("L")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{label} is not a readable PNG image: {exc}") from exc
+    native = (grey.height, grey.width)
+    if resize is not None:
+        # Keras' load_img(target_size=...) as the study called it: nearest-neighbour.
+        grey = grey.resize((resize[1], resize[0]), Image.Resampling.NEAREST)
+    return np.asarray(grey, dtype=np.uint8), native
+
+
+def _iter_source(source: Path, resize: tuple[int, int] | None) -> Iterator[tuple[str, _Decoded]]:
+    """(file name, decoded page) for every PNG of a folder or zip, each decoded once."""
+    if source.is_dir():
+        for path in sorted((p for p in source.iterdir() if _is_page(p.name) and p.is_file()),
+                           key=lambda p: page_sort_key(p.name)):
+            yield path.name, _decode(path, str(path), resize)
+        return
+    try:
+        archive = zipfile.ZipFile(source)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot open {source} as a folder or zip of PNGs: {exc}") from exc
+    with archive:
+        members = [m for m in archive.infolist() if not m.is_dir() and _is_page(m.filename)]
+        seen: dict[str, str] = {}
+        for member in sorted(members, key=lambda m: page_sort_key(PurePosixPath(m.filename).name)):
+            name = PurePosixPath(member.filename).name
+            if name in seen:
+                raise DataError(f"{source} holds two pages named {name}: "
+                                f"{seen[name]} and {member.filename}")
+            seen[name] = member.filename
+            label = f"{source}:{member.filename}"
+            try:
+                blob = archive.read(member)
+            except (OSError, zipfile.BadZipFile) as exc:
+                raise DataError(f"cannot read {label}: {exc}") from exc
+            yield name, _decode(blob, label, resize)
+
+
+def _read_source(source: Path, resize: tuple[int, int] | None) -> dict[str, _Decoded]:
+    if not source.exists():
+        raise DataError(f"no folder or zip of PNGs at {source}")
+    pages = dict(_iter_source(source, resize))
+    if not pages:
+        raise DataError(f"{source} holds no {PAGE_SUFFIX} pages")
+    return pages
+
+
+def _unit(pixels: np.ndarray) -> np.ndarray:
+    """uint8 grey levels -> float32 in [0, 1], exactly k / 255 as Keras' img_to_array / 255."""
+    return pixels.astype(np.float32) / np.float32(255.0)
+
+
+def load_pages(source: str | Path) -> list[tuple[str, np.ndarray]]:
+    """Every PNG in a folder or zip, by page order, as (file name, float32 HxW array in [0, 1])."""
+    pages = _read_source(Path(source), resize=None)
+    return [(name, _unit(pixels)) for name, (pixels, _) in pages.items()]
+
+
+# --- locating and pairing the training pages -----------------------------------------------------
+
+
+def _root(data_dir: Path) -> Path:
+    """The data dir itself or its `dirty-documents/` subfolder, whichever holds the pages."""
+    candidates = (data_dir, data_dir / SUBFOLDER)
+    for root in candidates:
+        if any((root / n).is_dir() or (root / f"{n}.zip").is_file() for n in (INPUTS, TARGETS)):
+            return root
+    raise DataError(
+        f"no document pages under {data_dir}: expected folders {INPUTS}/ and {TARGETS}/ "
+        f"(or {INPUTS}.zip and {TARGETS}.zip) in {data_dir} or {data_dir / SUBFOLDER}"
+    )
+
+
+def source_path(root: Path, name: str) -> Path:
+    """`<root>/<name>/` if it is a folder, else `<root>/<name>.zip`."""
+    folder, archive = root / name, root / f"{name}.zip"
+    if folder.is_dir():
+        return folder
+    if archive.is_file():
+        return archive
+    raise DataError(f"missing {name!r} pages: expected folder {folder} or zip {archive}")
+
+
+def _pair(inputs: dict[str, _Decoded], targets: dict[str, _Decoded],
+          sources: tuple[Path, Path]) -> list[tuple[str, _Decoded, _Decoded]]:
+    for names, others, other in ((inputs, targets, sources[1]), (targets, inputs, sources[0])):
+        unpaired = sorted(set(names) - set(others), key=page_sort_key)
+        if unpaired:
+            raise DataError(f"{unpaired[0]} has no partner in {other}"
+                            + (f" (nor do {len(unpaired) - 1} more)" if len(unpaired) > 1 else ""))
+    pairs = []
+    for name in sorted(inputs, key=page_sort_key):
+        (_, in_size), (_, out_size) = inputs[name], targets[name]
+        if in_size != out_size:
+            raise DataError(f"{sources[1]}/{name} is {out_size[0]}x{out_size[1]} (HxW) but its "
+                            f"input {sources[0]}/{name} is {in_size[0]}x{in_size[1]}")
+        pairs.append((name, inputs[name], targets[name]))
+    return pairs
+
+
+# --- on-disk cache of decoded pairs --------------------------------------------------------------
+
+
+def _fingerprint(sources: tuple[Path, Path], resize: tuple[int, int] | None) -> str:
+    """Hash of every source file's name, size and mtime (and resize): any change misses."""
+    digest = hashlib.sha256(f"v{_CACHE_VERSION} resize={resize}".encode())
+    for source in sources:
+        files = (sorted(p for p in source.iterdir() if _is_page(p.name))
+                 if source.is_dir() else [source])
+        digest.update(f"\0{source.resolve()}".encode())
+        for path in files:
+            stat = path.stat()
+            digest.update(f"\0{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _cache_read(path: Path) -> list[tuple[str, _Decoded, _Decoded]] | None:
+    try:
+        with np.load(path) as cached:
+            names, sizes = cached["names"], cached["sizes"]
+            return [(str(name), (cached[f"x{i}"], tuple(size)), (cached[f"y{i}"], tuple(size)))
+                    for i, (name, size) in enumerate(zip(names, sizes.tolist(), strict=True))]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None  # absent, or broken: rebuilt, never trusted
+
+
+def _cache_write(path: Path, pairs: list[tuple[str, _Decoded, _Decoded]]) -> None:
+    arrays: dict[str, np.ndarray] = {
+        "names": np.array([name for name, _, _ in pairs]),
+        "sizes": np.array([size for _, (_, size), _ in pairs], dtype=np.int64),
+    }
+    for i, (_, (x, _), (y, _)) in enumerate(pairs):
+        arrays[f"x{i}"], arrays[f"y{i}"] = x, y
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")
+        np.savez(partial, **arrays)
+        os.replace(partial, path)  # atomic: concurrent workers never see half a file
+    except OSError as exc:
+        warnings.warn(f"cannot cache decoded pages at {path} ({exc}); decoding every time",
+                      stacklevel=3)
+
+
+def load_pairs(root: Path, resize: tuple[int, int] | None = None
+               ) -> list[tuple[str, _Decoded, _Decoded]]:
+    """(name, input, target) for every training page under `root`, from the cache if fresh."""
+    sources = (source_path(root, INPUTS), source_path(root, TARGETS))
+    cached = cache_dir() / f"documents-{_fingerprint(sources, resize)}.npz"
+    pairs = _cache_read(cached)
+    if pairs is None:
+        pairs = _pair(_read_source(sources[0], resize), _read_source(sources[1], resize), sources)
+        _cache_write(cached, pairs)
+    return pairs
+
+
+# --- split and grouping --------------------------------------------------------------------------
+
+
+def _interleave(strata: list[list[str]]) -> list[str]:
+    """Merge strata so that every prefix holds them in proportion (page j of n at (j+.5)/n)."""
+    keyed = [((j + 0.5) / len(names), s, name)
+             for s, names in enumerate(strata) for j, name in enumerate(names)]
+    return [name for _, _, name in sorted(keyed)]
+
+
+def split_pages(heights: dict[str, int], val_fraction: float, seed: int
+                ) -> tuple[list[str], list[str]]:
+    """(train, val) page names: `val_fraction` of each native height held out, seeded.
+
+    Stratified by height so both page sizes are validated, and both lists interleave the heights
+    so that any prefix (a `subset`) keeps both sizes. Depends only on the pages and the seed.
+    """
+    rng = np.random.default_rng((seed, _SPLIT_STREAM))
+    train, val = [], []
+    for height in sorted(set(heights.values()), reverse=True):
+        names = sorted((n for n, h in heights.items() if h == height), key=page_sort_key)
+        names = [names[i] for i in rng.permutation(len(names))]
+        held = min(len(names) - 1, max(1, round(val_fraction * len(names))))
+        val.append(names[:held])
+        train.append(names[held:])
+    return _interleave(train), _interleave(val)
+
+
+def _groups(names: list[str], pages: dict[str, tuple[np.ndarray, np.ndarray]]
+            ) -> tuple[tuple[Group, ...], tuple[str, ...]]:
+    """Stack pages into one (x, y) group per size, tallest first; also the names in that order."""
+    sizes = sorted({pages[n][0].shape for n in names}, reverse=True)
+    groups, ordered = [], []
+    for size in sizes:
+        members = [n for n in names if pages[n][0].shape == size]
+        x = np.stack([pages[n][0] for n in members])[..., None]
+        y = np.stack([pages[n][1] for n in members])[..., None]
+        groups.append((_unit(x), _unit(y)))
+        ordered.extend(members)
+    return tuple(groups), tuple(ordered)
+
+
+def _take(names: list[str], count: int | None, what: str) -> list[str]:
+    if count is not None and count > len(names):
+        raise DataError(f"{what} subset {count} exceeds the {len(names)} {what} pages")
+    return names[:count]
+
+
+def load_text(options: LoadOptions) -> Split:
+    """The `text` task's pages, split by page into training and validation."""
+    data_dir = resolve_data_dir(options.data_dir)
+    if data_dir is None:
+        raise DataError("the text task needs a data dir: pass data_dir or set $SEARCH_DATA_DIR")
+    if not 0 < options.val_fraction < 1:
+        raise DataError(f"val_fraction must be in (0, 1), got {options.val_fraction}")
+    if options.resize is not None and min(options.resize) < 1:
+        raise DataError(f"resize must be (height, width) > 0, got {options.resize}")
+    pairs = load_pairs(_root(data_dir), options.resize)
+    heights = {name: size[0] for name, (_, size), _ in pairs}
+    train, val = split_pages(heights, options.val_fraction, options.seed)
+    if not val:
+        raise DataError(f"no page size has 2 pages or more, so none can be held out for "
+                        f"validation ({len(pairs)} pages under {data_dir})")
+    pages = {name: (x, y) for name, (x, _), (y, _) in pairs}
+    train_groups, _ = _groups(_take(train, options.subset, "training"), pages)
+    val_groups, val_names = _groups(_take(val, options.val_subset, "validation"), pages)
+    return Split(train=train_groups, val=val_groups, val_names=val_names)
