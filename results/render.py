@@ -1,0 +1,77 @@
+"""DataFrames to files: CSV and Markdown, always written atomically.
+
+A tiny Markdown renderer instead of `tabulate`: the tables are small and need only pipes,
+escaping and bold rows.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write via a temp file in the same directory and os.replace, so readers never see half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def cell(value: Any) -> str:
+    """One value as table text: blanks for missing, 4 significant digits for floats."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("\n", " ")
+
+
+def markdown_table(frame: pd.DataFrame, bold_rows: Collection[int] = ()) -> str:
+    """A GitHub-flavoured Markdown table; rows at the positions in `bold_rows` are bold."""
+    lines = [
+        "| " + " | ".join(_escape(str(c)) for c in frame.columns) + " |",
+        "|" + "|".join("---" for _ in frame.columns) + "|",
+    ]
+    for position, values in enumerate(frame.itertuples(index=False, name=None)):
+        cells = [_escape(cell(v)) for v in values]
+        if position in bold_rows:
+            cells = [f"**{c}**" if c else c for c in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    return atomic_write_text(path, frame.to_csv(index=False))
+
+
+def write_markdown(
+    frame: pd.DataFrame,
+    path: Path,
+    title: str,
+    bold_rows: Collection[int] = (),
+    note: str = "",
+) -> Path:
+    """A titled Markdown table; `note` (e.g. why a table is empty) goes under the title."""
+    parts = [f"# {title}\n"]
+    if note:
+        parts.append(f"{note}\n")
+    if len(frame.columns):
+        parts.append(markdown_table(frame, bold_rows))
+    return atomic_write_text(path, "\n".join(parts))
