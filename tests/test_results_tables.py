@@ -1,0 +1,162 @@
+"""results/: the study's comparison tables, discoveries, the Pareto front and importance."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sweep_files import TEXT_BEST, lr_driven_sweep, running_text_sweep, write_sweep, write_trial
+
+from results import ResultsError, comparison_table, discoveries, load_trials, pareto_front
+from results import param_importances, study_table
+from results.leaderboard import leaderboard
+from results.render import markdown_table
+from results.tables import MSE, POOL, STUDY_MSE, marked_rows
+from search import constants as C
+
+
+@pytest.fixture
+def board(tmp_path: Path) -> pd.DataFrame:
+    return leaderboard(load_trials(running_text_sweep(tmp_path)))
+
+
+def test_conv_table_follows_the_leaderboard(board: pd.DataFrame) -> None:
+    table = comparison_table(board, "conv")
+    assert list(table.columns[:7]) == [
+        "Model", "Conv2D", POOL, "Dropout", "BatchNormalization", MSE, STUDY_MSE,
+    ]
+    conv = board[board["family"] == "conv"]
+    assert table["Trial"].tolist() == conv[C.TRIAL_ID].tolist()
+    assert table["Rank"].tolist() == conv["rank"].tolist()
+    assert table["val RMSE"].tolist() == pytest.approx(conv[C.VAL_RMSE].tolist(), nan_ok=True)
+    rows = table.set_index("Trial")
+    # Our figures beside the study's published ones for the study's rows.
+    assert rows.loc["abcde_00000", "Model"] == "3.3/5"
+    assert rows.loc["abcde_00000", "Conv2D"] == "4L,32,32,64,128F(3X3)"
+    assert rows.loc["abcde_00000", MSE] == "0.0036/ 0.004"
+    assert rows.loc["abcde_00000", STUDY_MSE] == "0.0014/ 0.0015"
+    # The best row (lowest val_mse), marked as the study marked its best.
+    assert rows.loc["abcde_00001", "Model"] == "3.1/4**"
+    assert rows.loc["abcde_00001", STUDY_MSE] == "0.0024/ 0.0021"
+    assert marked_rows(table) == [0]
+    # Not a study row: our rank, no study figure.
+    assert rows.loc["abcde_00002", "Model"] == "#2"
+    assert rows.loc["abcde_00002", STUDY_MSE] == ""
+    assert rows.loc["abcde_00002", POOL] == "1+1"
+    # The failed trial keeps its row but is never the marked best, though its val_mse is lowest.
+    assert rows.loc["abcde_00003", "Model"] == "#5"
+
+
+def test_dense_table_has_no_pooling_column(board: pd.DataFrame) -> None:
+    table = comparison_table(board, "dense")
+    assert list(table.columns[:6]) == [
+        "Model", "Dense", "Dropout", "BatchNormalization", MSE, STUDY_MSE,
+    ]
+    assert POOL not in table
+    assert table[["Model", "Dense", "Trial"]].values.tolist() == [
+        ["#4**", "2L(64, 226800)", "abcde_00004"],
+    ]
+
+
+def test_markdown_bolds_the_marked_row(board: pd.DataFrame) -> None:
+    table = comparison_table(board, "conv")
+    lines = markdown_table(table, bold_rows=marked_rows(table)).splitlines()
+    assert lines[0].startswith("| Model | Conv2D | MaxPooling2D+UpSampling2D |")
+    assert lines[2].startswith("| **3.1/4\\*\\*** | **3L,32F(3X3)** |")
+    assert "**" not in lines[3].replace("\\*", "")
+    assert len(lines) == 2 + len(table)
+
+
+def test_tables_refuse_mixed_tasks_and_unknown_families(board: pd.DataFrame) -> None:
+    mixed = pd.concat([board, board.assign(task="mnist")], ignore_index=True)
+    with pytest.raises(ResultsError, match="mixes tasks"):
+        comparison_table(mixed, "conv")
+    assert len(comparison_table(mixed, "conv", task="mnist")) == 5
+    with pytest.raises(ResultsError, match="family 'rnn'"):
+        comparison_table(board, "rnn")
+
+
+def test_discoveries_exclude_the_study_failed_and_unreported(board: pd.DataFrame) -> None:
+    found = discoveries(board, k=5)
+    assert found[C.TRIAL_ID].tolist() == ["abcde_00002", "abcde_00004"]
+    assert found[C.VAL_MSE].tolist() == [0.0025, 0.05]
+    assert discoveries(board, k=1)[C.TRIAL_ID].tolist() == ["abcde_00002"]
+
+
+def test_discoveries_count_a_repeated_config_once(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    write_sweep(sweep, "text", finished=True)
+    config = TEXT_BEST.replace(filters=(8, 8))
+    write_trial(sweep, "ddddd_00000", config, [0.02, 0.01])
+    write_trial(sweep, "ddddd_00001", config, [0.03, 0.02])  # same config, another seed
+    write_trial(sweep, "ddddd_00002", config.replace(lr=1e-2), [0.04, 0.03])
+    found = discoveries(leaderboard(load_trials(sweep)), k=5)
+    assert found[C.TRIAL_ID].tolist() == ["ddddd_00000", "ddddd_00002"]
+
+
+def test_study_table_marks_the_study_best() -> None:
+    table = study_table("text")
+    assert len(table) == 24
+    assert table["Model"].iloc[marked_rows(table)].tolist() == ["3.3/5**"]
+    assert table.set_index("Id").loc["text/3.3/5", MSE] == "0.0014/ 0.0015"
+    assert study_table("mnist-denoise")["Model"].iloc[
+        marked_rows(study_table("mnist-denoise"))
+    ].tolist() == ["2.2/3**"]
+
+
+def test_pareto_front_by_hand() -> None:
+    points = pd.DataFrame(
+        {
+            "params": [10, 10, 10, 5, 30, 30, 40, 50, math.nan, 60],
+            "val_mse": [0.5, 0.5, 0.7, 0.9, 0.2, 0.5, 0.2, 0.1, 0.01, math.nan],
+        },
+        index=list("abcdefghij"),
+    )
+    # a, b tie (both kept); c is beaten by a at equal size; f and g by e; i, j lack a value.
+    front = pareto_front(points)
+    assert list(front.index) == ["d", "a", "b", "e", "h"]
+    assert front["params"].is_monotonic_increasing
+    assert pareto_front(points, x="val_mse", y="params").index.tolist() == ["h", "e", "a", "b",
+                                                                            "d"]
+    with pytest.raises(KeyError, match="no column 'seconds'"):
+        pareto_front(points, x="seconds")
+
+
+def test_pareto_front_of_one_and_of_none() -> None:
+    single = pd.DataFrame({"params": [3], "val_mse": [0.1]})
+    assert pareto_front(single).index.tolist() == [0]
+    assert pareto_front(single.iloc[:0]).empty
+
+
+def test_importance_finds_the_driving_parameter(tmp_path: Path) -> None:
+    board = leaderboard(load_trials(lr_driven_sweep(tmp_path, trials=16)))
+    importance = param_importances(board)
+    assert list(importance.columns) == ["param", "importance"]
+    assert importance["importance"].sum() == pytest.approx(1.0)
+    assert importance["param"].iloc[0] == "lr"
+    assert importance["importance"].iloc[0] > 0.5
+    assert {"depth", "kernel", "batch_size", "batchnorm", "filters_mean"} <= set(
+        importance["param"]
+    )
+    assert "loss" not in set(importance["param"])  # never varied, so left out
+    assert importance.attrs["trials"] == 16
+
+
+def test_importance_explains_when_it_cannot_run(tmp_path: Path) -> None:
+    board = leaderboard(load_trials(lr_driven_sweep(tmp_path / "few", trials=3)))
+    few = param_importances(board)
+    assert few.empty and "only 3 finished trial(s)" in few.attrs["reason"]
+
+    sweep = tmp_path / "same"
+    write_sweep(sweep, "text", finished=True)
+    for i in range(9):
+        write_trial(sweep, f"eeeee_{i:05d}", TEXT_BEST, [0.01 + i / 1000])
+    same = param_importances(leaderboard(load_trials(sweep)))
+    assert same.empty and "nothing varied" in same.attrs["reason"]
+
+
+def test_importance_skips_running_and_failed_trials(board: pd.DataFrame) -> None:
+    # 3 TERMINATED trials with a val_mse; the running and failed ones do not count.
+    assert "only 3 finished trial(s)" in param_importances(board).attrs["reason"]
