@@ -1,0 +1,148 @@
+"""PNG figures of a sweep, from DataFrames and arrays computed elsewhere.
+
+Figures are built with matplotlib's object API on the Agg canvas: no pyplot, so no global
+backend or figure state leaks into the caller (the sweep draws them inside a running process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from results.leaderboard import best_so_far, succeeded
+from results.pareto import pareto_front
+from search import constants as C
+
+Triple = tuple[np.ndarray, np.ndarray, np.ndarray]
+MAX_SAMPLES = 8
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(figure)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def _trial_keys(frame: pd.DataFrame) -> list[str]:
+    """Columns that identify a trial: its id, and its sweep in a merged frame."""
+    return ["sweep", C.TRIAL_ID] if "sweep" in frame else [C.TRIAL_ID]
+
+
+def _note_if_empty(axes, empty: bool, what: str) -> None:
+    if empty:
+        axes.text(0.5, 0.5, f"no {what} yet", ha="center", va="center",
+                  transform=axes.transAxes)
+
+
+def learning_curves(
+    curve: pd.DataFrame, board: pd.DataFrame, path: str | Path, top_k: int = 5
+) -> Path:
+    """val_mse per epoch of the top-k trials of the leaderboard (failed trials left out)."""
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    axes = figure.add_subplot()
+    keys = _trial_keys(board)
+    top = succeeded(board).head(top_k)
+    grouped = dict(list(curve.groupby(keys if len(keys) > 1 else keys[0], sort=False)))
+    drawn = 0
+    for _, row in top.iterrows():
+        key = tuple(row[k] for k in keys) if len(keys) > 1 else row[keys[0]]
+        trial = grouped.get(key)
+        if trial is None or trial[C.VAL_MSE].isna().all():
+            continue
+        axes.plot(trial[C.EPOCH], trial[C.VAL_MSE], marker=".",
+                  label=f"#{row['rank']} {row['notation']}")
+        drawn += 1
+    _note_if_empty(axes, not drawn, "reported epochs")
+    axes.set(xlabel="epoch", ylabel=C.VAL_MSE, title=f"Learning curves of the top {top_k}")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if drawn:
+        axes.set_yscale("log")
+        axes.legend(fontsize="small")
+    return _save(figure, path)
+
+
+def search_progress(
+    curve: pd.DataFrame,
+    path: str | Path,
+    study_val: float | None = None,
+    study_label: str = "study's best",
+) -> Path:
+    """Best val_mse so far against trial-epochs spent, with the study's best as a line.
+
+    One line per sweep where `curve` has a `sweep` column (several sweeps merged).
+    """
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    axes = figure.add_subplot()
+    sweeps = curve.groupby("sweep", sort=False) if "sweep" in curve else [("best so far", curve)]
+    drawn = 0
+    for name, part in sweeps:
+        best = best_so_far(part)
+        if best.empty:
+            continue
+        axes.step(best["cum_epochs"], best[C.VAL_MSE], where="post", label=str(name))
+        drawn += 1
+    if study_val is not None:
+        axes.axhline(study_val, color="tab:red", linestyle="--",
+                     label=f"{study_label}: {study_val:g}")
+    _note_if_empty(axes, not drawn, "reported epochs")
+    axes.set(xlabel="trial-epochs spent by the sweep", ylabel=f"best {C.VAL_MSE} so far",
+             title="Search progress")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if drawn or study_val is not None:
+        axes.set_yscale("log")
+        axes.legend(fontsize="small")
+    return _save(figure, path)
+
+
+def size_vs_quality(board: pd.DataFrame, path: str | Path) -> Path:
+    """val_mse against parameter count (log x), study replays marked, Pareto front drawn."""
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    axes = figure.add_subplot()
+    points = succeeded(board).dropna(subset=[C.PARAMS])
+    study = points["report_model"].fillna("") != ""
+    axes.scatter(points.loc[~study, C.PARAMS], points.loc[~study, C.VAL_MSE], s=18,
+                 label="searched configs")
+    axes.scatter(points.loc[study, C.PARAMS], points.loc[study, C.VAL_MSE], s=40,
+                 marker="s", facecolors="none", edgecolors="tab:red", label="study's configs")
+    front = pareto_front(points)
+    if not front.empty:
+        axes.plot(front[C.PARAMS], front[C.VAL_MSE], drawstyle="steps-post", color="black",
+                  linewidth=1, marker="o", markersize=8, fillstyle="none", label="Pareto front")
+    _note_if_empty(axes, points.empty, "finished trials")
+    axes.set(xlabel="parameters", ylabel=C.VAL_MSE, title="Size against quality")
+    if not points.empty:
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.legend(fontsize="small")
+    return _save(figure, path)
+
+
+def reconstruction_sheet(samples: Sequence[Triple], path: str | Path) -> Path:
+    """Rows input / output / target, one column per sample (at most MAX_SAMPLES)."""
+    samples = list(samples)[:MAX_SAMPLES]
+    if not samples:
+        raise ValueError("reconstruction_sheet: no samples to draw")
+    height, width = samples[0][0].shape
+    side = 2.0
+    figure = Figure(
+        figsize=(side * len(samples) * max(width / height, 0.25), side * 3 + 0.5),
+        layout="constrained",
+    )
+    grid = figure.subplots(3, len(samples), squeeze=False)
+    for column, triple in enumerate(samples):
+        for row, (label, image) in enumerate(zip(("input", "output", "target"), triple)):
+            axes = grid[row][column]
+            axes.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if column == 0:
+                axes.set_ylabel(label)
+    return _save(figure, path)

@@ -1,0 +1,218 @@
+"""Everything `python -m results` regenerates from a sweep's files, and its short summary.
+
+Leaderboards go into each sweep dir (the same file the running sweep writes); tables and plots
+go into one output dir, for one sweep or for several sweeps of one task merged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from results import plots
+from results.importance import param_importances
+from results.leaderboard import (
+    ACTIVE,
+    FAILED,
+    curves,
+    leaderboard,
+    load_trials,
+    merge_trials,
+    sweep_names,
+    succeeded,
+    sweep_task,
+    write_leaderboard,
+)
+from results.render import write_csv, write_markdown
+from results.sweepdir import check_sweep_dir, read_reconstructions, read_sweep_meta
+from results.tables import (
+    comparison_table,
+    discoveries,
+    marked_rows,
+    study_best,
+    study_row,
+    study_table,
+)
+from search import constants as C
+
+MERGED_LEADERBOARD_FILE = "leaderboard-merged.csv"
+STATUS_ORDER = (C.TERMINATED, C.STOPPED, C.RUNNING, C.PENDING, C.PAUSED, C.ERROR)
+MAX_ERRORS_SHOWN = 3
+
+
+@dataclass
+class Report:
+    """What `generate` computed and wrote; `summary` is what the CLI prints."""
+
+    board: pd.DataFrame
+    task: str | None
+    out: Path
+    written: list[Path] = field(default_factory=list)
+    summary: str = ""
+
+
+def _status_counts(trials: pd.DataFrame) -> str:
+    counts = trials["status"].value_counts()
+    order = [s for s in STATUS_ORDER if s in counts] + sorted(set(counts.index) - set(STATUS_ORDER))
+    return ", ".join(f"{counts[s]} {s}" for s in order)
+
+
+def _sweep_lines(sweep_dir: Path, trials: pd.DataFrame, task: str | None) -> list[str]:
+    """Trial counts by status, plainly saying whether the sweep still runs or trials failed."""
+    lines = [f"{sweep_dir} (task {task or 'unknown'}): {len(trials)} trial(s): "
+             f"{_status_counts(trials) or 'none yet'}"]
+    active = int(trials["status"].isin(ACTIVE).sum())
+    finished = read_sweep_meta(sweep_dir).get("finished")
+    if active:
+        lines.append(f"  The sweep is still running ({active} trial(s) running, pending or "
+                     f"paused): these results are partial.")
+    elif finished is False:
+        lines.append(f"  The sweep has not finished ({C.SWEEP_FILE} says so): these results "
+                     f"are partial.")
+    failed = trials[trials["status"].isin(FAILED)]
+    if len(failed):
+        lines.append(f"  {len(failed)} trial(s) failed (ERROR):")
+        for _, row in failed.head(MAX_ERRORS_SHOWN).iterrows():
+            lines.append(f"    {row[C.TRIAL_ID]}: {row.get('error') or 'no error.txt'}")
+        if len(failed) > MAX_ERRORS_SHOWN:
+            lines.append(f"    ... and {len(failed) - MAX_ERRORS_SHOWN} more")
+    return lines
+
+
+def _best_lines(board: pd.DataFrame, task: str | None) -> list[str]:
+    """Our best config, and where the study's best for the task stands among our trials."""
+    ok = succeeded(board)
+    lines = []
+    if ok.empty:
+        lines.append("No trial has reported a validation figure yet.")
+    else:
+        best = ok.iloc[0]
+        lines.append(
+            f"Best: {best['notation']} (trial {best[C.TRIAL_ID]}, loss {best['loss']}, "
+            f"lr {best['lr']:g}, batch {best['batch_size']}): {C.VAL_MSE} {best[C.VAL_MSE]:.4g}, "
+            f"{C.VAL_RMSE} {best[C.VAL_RMSE]:.4g}, {best[C.PARAMS]} params, "
+            f"{best['epochs']} epochs, {best[C.SECONDS]:.1f} s"
+        )
+    row = study_best(task) if task else None
+    if row is None:
+        return lines
+    beaten = int((ok[C.VAL_MSE] < row.val).sum())
+    caveat = "" if row.loss == "mse" else (
+        f" (the study's figure is its {row.loss} loss, not an MSE)"
+    )
+    standing = (
+        f"{beaten} of our {len(ok)} trial(s) beat it, so it would rank {beaten + 1}."
+        if len(ok) else "none of our trials to compare it with yet."
+    )
+    lines.append(
+        f"Study's best for {task}: {row.id} {row.layers}, validation {row.val:g}{caveat}; "
+        + standing
+    )
+    replays = ok[ok["report_model"] == row.id]
+    if len(replays):
+        first = replays.iloc[0]
+        lines.append(f"  Our replay of it: rank {first['rank']}, {C.VAL_MSE} "
+                     f"{first[C.VAL_MSE]:.4g} after {first['epochs']} epochs.")
+    return lines
+
+
+def _write_table(frame: pd.DataFrame, directory: Path, stem: str, title: str,
+                 note: str = "", bold: Sequence[int] = ()) -> list[Path]:
+    return [
+        write_csv(frame, directory / f"{stem}.csv"),
+        write_markdown(frame, directory / f"{stem}.md", title, bold_rows=bold, note=note),
+    ]
+
+
+def _study_loss_note(board: pd.DataFrame) -> str:
+    """Warn where the study's published figure is not an MSE (it printed BCE as 'MSE')."""
+    rows = (study_row(r) for r in board["report_model"])
+    losses = sorted({r.loss for r in rows if r is not None} - {"mse"})
+    if not losses:
+        return ""
+    return (f"Study figures of rows trained with {', '.join(losses)} are that loss, as the "
+            f"study printed them, not an MSE.")
+
+
+def write_tables(board: pd.DataFrame, task: str | None, directory: Path,
+                 top_k: int) -> list[Path]:
+    """Per-family comparison tables, discoveries, importance and the study's own rows."""
+    written = []
+    note = _study_loss_note(board)
+    for family in sorted(board["family"].dropna().unique()):
+        table = comparison_table(board, family, task)
+        written += _write_table(table, directory, f"comparison-{family}",
+                                f"{task or ''} {family} models against the study".strip(),
+                                note=note, bold=marked_rows(table))
+    written += _write_table(discoveries(board, top_k), directory, "discoveries",
+                            f"Top {top_k} configs that are not in the study")
+    importance = param_importances(board)
+    written += _write_table(importance, directory, "importance",
+                            f"Parameter importance for {C.VAL_MSE} (Optuna PED-ANOVA)",
+                            note=importance.attrs.get("reason", ""))
+    if task:
+        table = study_table(task)
+        written += _write_table(table, directory, "study", f"The study's {task} rows",
+                                bold=marked_rows(table))
+    return written
+
+
+def _without_failed(curve: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
+    """The epochs of trials that did not fail (their epochs still count in cum_epochs)."""
+    keys = [k for k in ("sweep", C.TRIAL_ID) if k in curve and k in board]
+    failed = board.loc[board["status"].isin(FAILED), keys]
+    drop = pd.MultiIndex.from_frame(curve[keys]).isin(pd.MultiIndex.from_frame(failed))
+    return curve[~drop]
+
+
+def write_plots(board: pd.DataFrame, curve: pd.DataFrame, task: str | None,
+                best_dir: Path, directory: Path, top_k: int) -> list[Path]:
+    row = study_best(task) if task else None
+    written = [
+        plots.learning_curves(curve, board, directory / "curves.png", top_k),
+        plots.search_progress(_without_failed(curve, board), directory / "progress.png",
+                              study_val=row.val if row else None,
+                              study_label=f"study's best ({row.id})" if row else ""),
+        plots.size_vs_quality(board, directory / "pareto.png"),
+    ]
+    npz = best_dir / C.RECONSTRUCTIONS_FILE
+    if npz.is_file():
+        written.append(plots.reconstruction_sheet(read_reconstructions(npz),
+                                                  directory / "reconstructions.png"))
+    return written
+
+
+def generate(sweep_dirs: Sequence[str | Path], out: str | Path | None = None,
+             top_k: int = 5) -> Report:
+    """Regenerate leaderboards, tables and plots from the sweep dirs' files alone."""
+    dirs = list(dict.fromkeys(check_sweep_dir(d) for d in sweep_dirs))
+    if not dirs:
+        raise ValueError("generate needs at least one sweep directory")
+    loaded = {d: load_trials(d) for d in dirs}
+    tasks = {d: sweep_task(d, trials) for d, trials in loaded.items()}
+    written, lines = [], []
+    for sweep_dir, trials in loaded.items():
+        written.append(write_leaderboard(leaderboard(trials), sweep_dir / C.LEADERBOARD_FILE))
+        lines += _sweep_lines(sweep_dir, trials, tasks[sweep_dir])
+    out = Path(out) if out is not None else dirs[0]
+    if len(dirs) == 1:
+        board, curve = leaderboard(loaded[dirs[0]]), curves(dirs[0])
+        best_dir = dirs[0] / C.BEST_DIR
+    else:
+        board = merge_trials(loaded)
+        written.append(write_leaderboard(board, out / MERGED_LEADERBOARD_FILE))
+        curve = pd.concat([curves(d).assign(sweep=name)
+                           for d, name in zip(dirs, sweep_names(dirs))], ignore_index=True)
+        by_name = dict(zip(sweep_names(dirs), dirs))
+        best_sweep = board["sweep"].iloc[0] if len(board) else sweep_names(dirs)[0]
+        best_dir = by_name[best_sweep] / C.BEST_DIR
+    task = next((t for t in tasks.values() if t), None)
+    written += write_tables(board, task, out / C.TABLES_DIR, top_k)
+    written += write_plots(board, curve, task, best_dir, out / C.PLOTS_DIR, top_k)
+    lines += _best_lines(board, task)
+    lines.append(f"Wrote {len(written)} file(s): leaderboard.csv in each sweep dir, "
+                 f"{out / C.TABLES_DIR}, {out / C.PLOTS_DIR}.")
+    return Report(board=board, task=task, out=out, written=written, summary="\n".join(lines))
