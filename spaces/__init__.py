@@ -12,12 +12,14 @@ The leaf package: imports nothing else of ours and no ML framework, so `search/`
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from spaces import mnist, mnist_denoise, text
 from spaces.axes import TaskBounds
-from spaces.full import point_for
+from spaces.full import point_for, sample
 from spaces.report import report_space, study_rows
 
 _TASK_MODULES = {"mnist": mnist, "mnist-denoise": mnist_denoise, "text": text}
@@ -47,6 +49,26 @@ def task_bounds(task: str) -> TaskBounds:
     """The full space's bounds and the resource guard's defaults for `task`."""
     _check("task", task, TASKS)
     return _TASK_MODULES[task].BOUNDS
+
+
+def full_space(
+    task: str, *, max_params: int | None = None, max_activation_mb: float | None = None
+) -> Callable[[Any], dict[str, Any]]:
+    """The full space of `task` under the user's resource limits (--max-params, ...).
+
+    A `functools.partial` of the module-level `sample` with frozen bounds: unlike a closure it
+    pickles, which Ray needs at `fit()`. Without limits it is the task's own function.
+    """
+    if max_params is None and max_activation_mb is None:
+        return get_space("full", task)
+    bounds = task_bounds(task)
+    limited = dataclasses.replace(
+        bounds,
+        max_params=bounds.max_params if max_params is None else max_params,
+        max_activation_mb=bounds.max_activation_mb if max_activation_mb is None
+        else max_activation_mb,
+    )
+    return functools.partial(sample, bounds=limited)
 
 
 def warm_start_points(task: str) -> list[dict[str, Any]]:

@@ -1,0 +1,112 @@
+"""A sweep from the command line: connect to Ray, load the data once, run, export the best."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from search import constants as C
+from search.single import guard_limits, guard_shape, load_data
+
+
+def connect(address: str | None) -> str:
+    """Attach to the Ray cluster the flags ask for and say which one it is.
+
+    A bare `ray.init()` would silently join any cluster running on this machine; the choice is
+    made explicit here: --address, else RAY_ADDRESS, else the cluster this machine belongs to
+    (`ray start` / `ray submit` record it), else a new local Ray.
+    """
+    import ray
+    from ray._private.utils import read_ray_address
+
+    if address is None:
+        if os.environ.get("RAY_ADDRESS"):
+            address, how = os.environ["RAY_ADDRESS"], "RAY_ADDRESS"
+        elif read_ray_address():
+            address, how = "auto", "the cluster this machine belongs to"
+        else:
+            address, how = "local", "no cluster found"
+    else:
+        how = "--address"
+    if address == "local":
+        ray.init(address="local", include_dashboard=False, log_to_driver=True)
+        print(f"Ray: started a local instance ({how}); resources {ray.cluster_resources()}")
+    else:
+        ray.init(address=address, log_to_driver=True)
+        print(f"Ray: joined the cluster at {address} ({how}); resources {ray.cluster_resources()}")
+    return address
+
+
+def settings_from(args: argparse.Namespace):
+    from search.sweep import SweepSettings
+
+    report = args.space == "report"
+    return SweepSettings(
+        task=args.task,
+        space=args.space,
+        search=args.search or ("grid" if report else "optuna"),
+        scheduler=args.scheduler or ("fifo" if report else "asha"),
+        num_samples=args.num_samples or (1 if report else 20),
+        max_epochs=args.max_epochs,
+        grace_period=args.grace_period,
+        checkpoint_every=args.checkpoint_every,
+        cpus_per_trial=args.cpus_per_trial or 1.0,
+        gpus_per_trial=args.gpus_per_trial if args.gpus_per_trial is not None else 0.0,
+        max_concurrent=args.max_concurrent,
+        seed=args.seed,
+        storage=args.storage,
+        name=args.name or f"{args.task}-{args.space}",
+        warm_start=args.warm_start,
+        rows=args.rows,
+        guard_shape=guard_shape(args),
+        **guard_limits(args),
+    )
+
+
+def launch_sweep(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import ray
+
+    from search.sweep import run_sweep, validate
+
+    settings = settings_from(args)
+    validate(settings)  # before Ray starts and before the data loads
+    data = load_data(args)
+    connect(args.address)
+    try:
+        if args.gpus_per_trial is None and ray.cluster_resources().get("GPU", 0) > 0:
+            settings = dataclasses.replace(settings, gpus_per_trial=1.0)
+        print(f"sweep {settings.name}: task {settings.task}, space {settings.space}, "
+              f"search {settings.search}, scheduler {settings.scheduler}, "
+              f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial:g} GPU per trial; "
+              f"outputs in {settings.experiment_dir}")
+        results = run_sweep(settings, data, resume=args.resume)
+        export_best(results, data, settings.experiment_dir)
+    finally:
+        ray.shutdown()
+    return 0
+
+
+def export_best(results, data, experiment_dir: Path) -> None:
+    from search.export import write_best
+    from search.models import load_model
+
+    errors = sum(r.error is not None for r in results)
+    try:
+        best = results.get_best_result(metric=C.OBJECTIVE, mode=C.MODE, scope="last",
+                                       filter_nan_and_inf=True)
+    except RuntimeError:
+        best = None
+    if best is None or best.checkpoint is None:
+        print(f"no trial finished with a checkpoint ({errors} failed); nothing exported")
+        return
+    with best.checkpoint.as_directory() as checkpoint:
+        model = load_model(Path(checkpoint) / C.MODEL_FILE)
+        target = write_best(Path(checkpoint), model, data, best.metrics,
+                            experiment_dir / C.BEST_DIR, trial_id=best.metrics.get(C.TRIAL_ID))
+    m = best.metrics
+    print(f"best: {m.get(C.NOTATION)}  val_mse {m[C.VAL_MSE]:.5f}  val_rmse {m[C.VAL_RMSE]:.5f}  "
+          f"params {m.get(C.PARAMS, 0):,}  ({len(results)} trials, {errors} failed)")
+    print(f"leaderboard: {experiment_dir / C.LEADERBOARD_FILE}\nbest model: {target / C.MODEL_FILE}")

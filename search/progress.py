@@ -1,0 +1,91 @@
+"""What a running sweep shows and leaves behind after each trial: a line, statuses, leaderboard.
+
+Ray writes trial results to a staging directory and syncs them to storage now and then, so the
+live leaderboard is built from Ray's in-memory trials (immediate and authoritative) with the same
+`results.leaderboard` code that rebuilds it from files afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from ray import tune
+
+from results.leaderboard import leaderboard, trial_record as record_from, trials_frame
+from results.leaderboard import write_leaderboard
+from search import constants as C
+
+
+def trial_record(trial: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    """One live Ray trial as a `results.leaderboard` row (the same row the files give later)."""
+    rows = [trial.last_result] if C.EPOCH in (trial.last_result or {}) else []
+    error = "failed" if trial.status == C.ERROR else None
+    return record_from(trial.config, rows, trial_id=trial.trial_id, status=trial.status,
+                       error=error, meta=meta)
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+class SweepCallback(tune.Callback):
+    """Prints one line per finished trial (and the best so far); keeps the files current."""
+
+    def __init__(self, experiment_dir: str | Path, meta: dict[str, Any]) -> None:
+        self.experiment_dir = Path(experiment_dir)
+        self.meta = meta  # sweep.json's content: task, max_epochs, ...
+        self._printed: set[str] = set()
+
+    def _update(self, trials: list[Any]) -> pd.DataFrame | None:
+        """Rewrite the status file and leaderboard; a failure here is reported, never raised,
+        so that bookkeeping can never bring the sweep down."""
+        try:
+            self.experiment_dir.mkdir(parents=True, exist_ok=True)
+            _write_json_atomic(self.experiment_dir / C.STATUS_FILE,
+                               {t.trial_id: t.status for t in trials})
+            board = leaderboard(trials_frame([trial_record(t, self.meta) for t in trials]))
+            write_leaderboard(board, self.experiment_dir / C.LEADERBOARD_FILE)
+            return board
+        except Exception as exc:  # noqa: BLE001 - keep the sweep alive, say what failed
+            print(f"warning: could not update {self.experiment_dir / C.LEADERBOARD_FILE}: "
+                  f"{type(exc).__name__}: {exc}", flush=True)
+            return None
+
+    def _announce(self, trials: list[Any], trial: Any, board: pd.DataFrame | None,
+                  how: str) -> None:
+        if trial.trial_id in self._printed:
+            return
+        self._printed.add(trial.trial_id)
+        done = sum(t.status in (C.TERMINATED, C.ERROR) for t in trials)
+        r = trial.last_result or {}
+        if how == "failed":
+            line = f"trial {trial.trial_id} failed after {r.get(C.EPOCH, 0)} epochs"
+        else:
+            line = (f"trial {trial.trial_id} {r.get(C.NOTATION, '?')}: "
+                    f"val_mse {r.get(C.VAL_MSE, float('nan')):.5f} "
+                    f"val_rmse {r.get(C.VAL_RMSE, float('nan')):.4f} "
+                    f"params {r.get(C.PARAMS, 0):,} epochs {r.get(C.EPOCH, 0)} "
+                    f"{r.get(C.SECONDS, 0.0):.1f}s")
+        best = (board.iloc[0] if board is not None and len(board)
+                and pd.notna(board.iloc[0][C.VAL_MSE]) else None)
+        best_text = (f" | best {best['notation']} val_mse {best[C.VAL_MSE]:.5f}"
+                     if best is not None else "")
+        print(f"[{done}/{len(trials)}] {line}{best_text}", flush=True)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._update(trials)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._announce(trials, trial, self._update(trials), "done")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._announce(trials, trial, self._update(trials), "failed")
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._update(trials)

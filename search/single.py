@@ -1,0 +1,87 @@
+"""`--config`: train one configuration without Ray, print its epochs, export it to best/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from search import constants as C
+from search.data import load_task
+from spaces import report, task_bounds
+from spaces.config import ModelConfig
+from spaces.guard import check
+from spaces.notation import parse_row
+
+
+def resolve_config(args: argparse.Namespace) -> ModelConfig:
+    """--config as a study row id, a JSON file, or the study's notation plus training flags."""
+    text = args.config.strip()
+    if text.count("/") == 2 and not text.endswith(".json"):
+        config = report.row(text).config
+        if config.task != args.task:
+            raise ValueError(f"--config {text} is a {config.task} row, but --task is {args.task}")
+    elif text.endswith(".json"):
+        path = Path(text)
+        if not path.is_file():
+            raise FileNotFoundError(f"--config: no such file {path}")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--config {path}: not valid JSON ({exc})") from exc
+        config = ModelConfig.from_dict({**data, "task": args.task})
+    else:
+        config = parse_row(text, args.pool, args.dropout, args.batchnorm, task=args.task)
+    overrides = {
+        "loss": args.loss, "optimizer": args.optimizer, "lr": args.lr,
+        "batch_size": args.batch_size, "epochs": args.epochs or args.max_epochs,
+    }
+    return config.replace(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def load_data(args: argparse.Namespace):
+    return load_task(
+        args.task, data_dir=args.data_dir, subset=args.subset, val_subset=args.val_subset,
+        seed=args.seed, noise=args.noise, val_fraction=args.val_fraction,
+        patch_size=args.patch_size, patches_per_page=args.patches_per_page, resize=args.resize,
+    )
+
+
+def guard_limits(args: argparse.Namespace) -> dict:
+    bounds = task_bounds(args.task)
+    return {
+        "max_params": args.max_params or bounds.max_params,
+        "max_activation_mb": args.max_activation_mb or bounds.max_activation_mb,
+    }
+
+
+def guard_shape(args: argparse.Namespace) -> tuple[int, int]:
+    return tuple(args.resize) if args.resize else tuple(task_bounds(args.task).input_shape)
+
+
+def run_single(args: argparse.Namespace) -> int:
+    from search.export import write_best
+    from search.trial import Trial, configure_backend
+
+    config = resolve_config(args)
+    check(config, guard_shape(args), **guard_limits(args))
+    configure_backend(args.cpus_per_trial)
+    data = load_data(args)
+    trial = Trial(config, data, seed=args.seed)
+    print(f"{trial.notation}  ({config.family}, loss {config.loss}, lr {config.lr:g}, "
+          f"batch {config.batch_size}, {config.epochs} epochs)")
+    print(f"parameters: {trial.params:,}   training examples: {data.n_train}")
+    metrics: dict = {}
+    for metrics in trial.epochs():
+        print(f"epoch {metrics[C.EPOCH]:>3}/{config.epochs}  "
+              f"train_loss {metrics[C.TRAIN_LOSS]:.5f}  val_loss {metrics[C.VAL_LOSS]:.5f}  "
+              f"train_mse {metrics[C.TRAIN_MSE]:.5f}  val_mse {metrics[C.VAL_MSE]:.5f}  "
+              f"val_rmse {metrics[C.VAL_RMSE]:.5f}  {metrics[C.EPOCH_SECONDS]:.1f}s", flush=True)
+    name = args.name or f"{args.task}-single"
+    best = Path(args.storage).expanduser().resolve() / name / C.BEST_DIR
+    with tempfile.TemporaryDirectory() as checkpoint:
+        trial.save(checkpoint, metrics)
+        write_best(Path(checkpoint), trial.model, data, metrics, best)
+    print(f"model saved: {best / C.MODEL_FILE}")
+    return 0

@@ -1,0 +1,252 @@
+"""Ray Tune sweeps: searcher, scheduler, resources, outputs, resume.
+
+With `search/trainable.py`, the only module that imports `ray.tune`. The searchers and
+schedulers are small factories behind dicts, so a new variant is one function and one entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+import spaces
+from search import constants as C
+from spaces import report as study
+from search.data import TaskData
+from search.progress import SweepCallback
+from search.trainable import train_autoencoder
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start as asked (bad flag combination, resume refused)."""
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Everything a sweep needs besides the data; written to sweep.json as is."""
+
+    task: str
+    space: str = "full"
+    search: str = "optuna"
+    scheduler: str = "asha"
+    num_samples: int = 20
+    max_epochs: int | None = None
+    grace_period: int = 1
+    checkpoint_every: int = 1
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+    max_failures: int = 1
+    seed: int = 0
+    storage: str = "runs"
+    name: str = "sweep"
+    warm_start: str | None = None
+    rows: tuple[str, ...] | None = None  # --space report: replay only these study rows
+    max_params: int | None = None
+    max_activation_mb: float | None = None
+    guard_shape: tuple[int, int] = (28, 28)
+
+    @property
+    def is_uri(self) -> bool:
+        return "://" in self.storage
+
+    @property
+    def storage_path(self) -> str:
+        return self.storage if self.is_uri else str(Path(self.storage).expanduser().resolve())
+
+    @property
+    def experiment_dir(self) -> Path:
+        """Where our own files (leaderboard, best/, sweep.json) go: on this machine."""
+        root = Path("runs") if self.is_uri else Path(self.storage_path)
+        return (root / self.name).resolve()
+
+    def trainable_settings(self) -> dict[str, Any]:
+        keys = ("max_epochs", "checkpoint_every", "seed", "max_params", "max_activation_mb",
+                "guard_shape")
+        return {k: getattr(self, k) for k in keys}
+
+
+# --- searchers: (settings) -> (search_alg or None, param_space) -------------------------------
+def _report_model(config: dict[str, Any]) -> dict[str, Any]:
+    """Resolves a grid point's report id into its config (module level: pickled by Ray)."""
+    return study.row(config[C.REPORT_KEY]).config.to_dict()
+
+
+def _grid(settings: SweepSettings) -> tuple[Searcher | None, dict[str, Any]]:
+    if settings.space != "report":
+        raise SweepError(
+            f"--search grid needs a finite space: use --space report (got --space {settings.space})"
+        )
+    ids = [point[C.REPORT_KEY] for point in spaces.get_space("report", settings.task)]
+    if settings.rows:
+        unknown = sorted(set(settings.rows) - set(ids))
+        if unknown:
+            raise SweepError(
+                f"--rows: {', '.join(unknown)} not among the study's {settings.task} rows "
+                f"({', '.join(ids)})"
+            )
+        ids = [i for i in ids if i in settings.rows]
+    return None, {C.REPORT_KEY: tune.grid_search(ids), C.MODEL_KEY: tune.sample_from(_report_model)}
+
+
+def _optuna_with(sampler: optuna.samplers.BaseSampler) -> Callable[[SweepSettings], Any]:
+    def factory(settings: SweepSettings) -> tuple[Searcher, dict[str, Any]]:
+        if settings.space != "full":
+            raise SweepError(
+                f"--search {settings.search} samples a define-by-run space: use --space full "
+                f"(--space report replays the study's rows with --search grid)"
+            )
+        points = spaces.warm_start_points(settings.task) if settings.warm_start == "report" else None
+        searcher = OptunaSearch(
+            space=spaces.full_space(settings.task, max_params=settings.max_params,
+                                    max_activation_mb=settings.max_activation_mb),
+            metric=C.OBJECTIVE,
+            mode=C.MODE,
+            sampler=sampler,
+            points_to_evaluate=points,
+        )
+        return searcher, {}
+
+    return factory
+
+
+SEARCHERS: dict[str, Callable[[SweepSettings], tuple[Searcher | None, dict[str, Any]]]] = {
+    "grid": _grid,
+    "optuna": lambda s: _optuna_with(
+        optuna.samplers.TPESampler(multivariate=True, group=True, seed=s.seed))(s),
+    "random": lambda s: _optuna_with(optuna.samplers.RandomSampler(seed=s.seed))(s),
+}
+
+SCHEDULERS: dict[str, Callable[[SweepSettings], TrialScheduler]] = {
+    # Epochs are ASHA's time unit; early stopping lives here, never in an Optuna pruner.
+    "asha": lambda s: ASHAScheduler(time_attr=C.TRAINING_ITERATION, max_t=s.max_epochs,
+                                    grace_period=min(s.grace_period, s.max_epochs),
+                                    reduction_factor=3),
+    "fifo": lambda s: FIFOScheduler(),
+}
+
+
+def _max_epochs(settings: SweepSettings) -> int:
+    if settings.max_epochs:
+        return settings.max_epochs
+    if settings.space == "report":
+        return max(row.epochs for row in study.study_rows(settings.task))
+    return spaces.task_bounds(settings.task).epochs
+
+
+def _trial_dirname(trial: Any) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def validate(settings: SweepSettings) -> None:
+    """Refuse bad flag values and combinations before Ray starts."""
+    if settings.search not in SEARCHERS:
+        raise SweepError(f"--search must be one of {', '.join(SEARCHERS)}")
+    if settings.scheduler not in SCHEDULERS:
+        raise SweepError(f"--scheduler must be one of {', '.join(SCHEDULERS)}")
+    if settings.num_samples < 1:
+        raise SweepError("--num-samples must be at least 1")
+    if settings.max_epochs is not None and settings.max_epochs < 1:
+        raise SweepError("--max-epochs must be at least 1")
+    if settings.cpus_per_trial <= 0 or settings.gpus_per_trial < 0:
+        raise SweepError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    if settings.warm_start not in (None, "report"):
+        raise SweepError("--warm-start takes only 'report'")
+    SEARCHERS[settings.search](settings)  # raises SweepError on a bad space/search pair
+
+
+def _check_resume(settings: SweepSettings, resume: bool) -> None:
+    sweep_file = settings.experiment_dir / C.SWEEP_FILE
+    exists = sweep_file.is_file()
+    if not resume:
+        if exists:
+            raise SweepError(
+                f"a sweep named {settings.name!r} already exists in {settings.experiment_dir}: "
+                f"pass --resume to continue it, or choose another --name"
+            )
+        return
+    if not exists or not tune.Tuner.can_restore(f"{settings.storage_path}/{settings.name}"):
+        raise SweepError(
+            f"--resume: no sweep named {settings.name!r} to restore in {settings.storage}"
+        )
+    before = json.loads(sweep_file.read_text())
+    if before.get("finished"):
+        raise SweepError(
+            f"--resume: the sweep {settings.name!r} already finished; Ray cannot add trials to a "
+            f"finished experiment. Start a new one with another --name"
+        )
+    for key in ("task", "space", "search", "scheduler", "num_samples", "max_epochs", "rows"):
+        now = json.loads(json.dumps(getattr(settings, key), default=list))
+        if before.get(key) != now:
+            raise SweepError(
+                f"--resume: --{key.replace('_', '-')} was {before.get(key)!r} when the sweep "
+                f"started and is {now!r} now; a restored sweep keeps its space and budget"
+            )
+
+
+def _write_sweep_file(settings: SweepSettings, **extra: Any) -> dict[str, Any]:
+    path = settings.experiment_dir / C.SWEEP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {**dataclasses.asdict(settings), "metric": C.OBJECTIVE, "mode": C.MODE, **extra}
+    data = json.loads(json.dumps(data, default=list))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+    return data
+
+
+def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False) -> tune.ResultGrid:
+    """Run (or resume) a sweep on the Ray cluster `ray.init` attached to."""
+    validate(settings)
+    settings = dataclasses.replace(settings, max_epochs=_max_epochs(settings))
+    _check_resume(settings, resume)
+    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    trainable = tune.with_resources(
+        tune.with_parameters(train_autoencoder, data=data, settings=settings.trainable_settings()),
+        resources,
+    )
+    meta = _write_sweep_file(settings, finished=False, resumed=resume)
+    if resume:
+        # The saved run config (our callback included) comes back with the experiment.
+        tuner = tune.Tuner.restore(f"{settings.storage_path}/{settings.name}", trainable,
+                                   resume_unfinished=True, resume_errored=True)
+    else:
+        search_alg, param_space = SEARCHERS[settings.search](settings)
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                metric=C.OBJECTIVE,
+                mode=C.MODE,
+                search_alg=search_alg,
+                scheduler=SCHEDULERS[settings.scheduler](settings),
+                num_samples=settings.num_samples,
+                max_concurrent_trials=settings.max_concurrent,
+                trial_dirname_creator=_trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=settings.name,
+                storage_path=settings.storage_path,
+                callbacks=[SweepCallback(settings.experiment_dir, meta)],
+                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=2,
+                    checkpoint_score_attribute=C.TRAINING_ITERATION,
+                    checkpoint_score_order="max",
+                ),
+                verbose=1,
+            ),
+        )
+    results = tuner.fit()
+    _write_sweep_file(settings, finished=True)
+    return results
