@@ -22,6 +22,7 @@ from optuna.distributions import (
 )
 from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 
+from results.leaderboard import ints_of
 from search import constants as C
 from spaces.notation import parse_dropout, parse_pool
 
@@ -32,17 +33,13 @@ COLUMNS = ["param", "importance"]
 _LOG = frozenset({"lr", "batch_size", "filters_mean", "dense_width_mean"})
 
 
-def _ints(text: Any) -> list[int]:
-    return [] if pd.isna(text) else [int(v) for v in str(text).split(",") if v]
-
-
 def trial_params(row: pd.Series) -> dict[str, Any]:
     """The varied quantities of one leaderboard row, as Optuna parameters.
 
     Parameters that do not apply to the row's family are left out (conditional parameters).
     """
     conv = row["family"] == "conv"
-    widths = _ints(row["dense_widths"])
+    widths = ints_of(row["dense_widths"])
     params: dict[str, Any] = {
         "family": row["family"],
         "depth": int(row["conv_layers"]) if conv else len(widths),
@@ -53,7 +50,7 @@ def trial_params(row: pd.Series) -> dict[str, Any]:
         "loss": row["loss"],
     }
     if conv:
-        filters = _ints(row["filters"])
+        filters = ints_of(row["filters"])
         params |= {
             "filters_mean": sum(filters) / len(filters),
             "kernel": int(row["kernel"]),

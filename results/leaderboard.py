@@ -58,6 +58,13 @@ def _config_columns(config: ModelConfig) -> dict[str, Any]:
     }
 
 
+def ints_of(text: Any) -> tuple[int, ...]:
+    """A "32,32,64" column of the leaderboard back to ints; blank (or NaN from a CSV) -> ()."""
+    if pd.isna(text):
+        return ()
+    return tuple(int(v) for v in str(text).split(",") if v)
+
+
 def _study_columns(params: dict[str, Any], config: ModelConfig) -> dict[str, Any]:
     """The study row this trial replays: named in params, else found by architecture."""
     row_id = params.get(C.REPORT_KEY)

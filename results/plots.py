@@ -50,11 +50,10 @@ def learning_curves(
     axes = figure.add_subplot()
     keys = _trial_keys(board)
     top = succeeded(board).head(top_k)
-    grouped = dict(list(curve.groupby(keys if len(keys) > 1 else keys[0], sort=False)))
+    grouped = dict(list(curve.groupby(keys, sort=False)))
     drawn = 0
     for _, row in top.iterrows():
-        key = tuple(row[k] for k in keys) if len(keys) > 1 else row[keys[0]]
-        trial = grouped.get(key)
+        trial = grouped.get(tuple(row[k] for k in keys))
         if trial is None or trial[C.VAL_MSE].isna().all():
             continue
         axes.plot(trial[C.EPOCH], trial[C.VAL_MSE], marker=".",

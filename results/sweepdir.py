@@ -123,11 +123,11 @@ def trial_id_of(trial_dir: Path, rows: list[dict[str, Any]], known: set[str]) ->
     for row in reversed(rows):
         if row.get(C.TRIAL_ID):
             return str(row[C.TRIAL_ID])
-    tokens = trial_dir.name
+    name = trial_dir.name
     for trial_id in sorted(known, key=len, reverse=True):
-        if re.search(rf"(?:^|_){re.escape(trial_id)}(?:_|$)", tokens):
+        if re.search(rf"(?:^|_){re.escape(trial_id)}(?:_|$)", name):
             return trial_id
-    if m := _RAY_TRIAL_ID.search(tokens):
+    if m := _RAY_TRIAL_ID.search(name):
         return m[1]
     return trial_dir.name
 

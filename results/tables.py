@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from results.leaderboard import succeeded
+from results.leaderboard import ints_of, succeeded
 from results.render import cell
 from results.sweepdir import ResultsError
 from search import constants as C
@@ -35,21 +35,14 @@ def mse_pair(train: float, val: float) -> str:
     return f"{cell(float(train))}/ {cell(float(val))}"
 
 
-def _ints(text: object) -> tuple[int, ...]:
-    """"32,32,64" -> (32, 32, 64); blank (or NaN, read back from a CSV) -> ()."""
-    if pd.isna(text):
-        return ()
-    return tuple(int(v) for v in str(text).split(",") if v)
-
-
 def _layers(row: pd.Series) -> str:
     """The Conv2D / Dense column in the study's notation, rebuilt from the leaderboard row."""
     config = ModelConfig(
         task=row["task"],
         family=row["family"],
-        filters=_ints(row["filters"]),
+        filters=ints_of(row["filters"]),
         kernel=int(row["kernel"]) if row["family"] == "conv" else 3,
-        dense_widths=_ints(row["dense_widths"]),
+        dense_widths=ints_of(row["dense_widths"]),
     )
     return format_layers(config)
 
@@ -88,7 +81,7 @@ def comparison_table(
     if family not in FAMILIES:
         raise ResultsError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
     rows = _one_task(board, task)
-    rows = rows[(rows["family"] == family) & rows[C.TRIAL_ID].notna()].reset_index(drop=True)
+    rows = rows[rows["family"] == family].reset_index(drop=True)
     best = _best_position(rows)
     records = []
     for position, row in rows.iterrows():
