@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import uuid
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -17,15 +17,20 @@ import pandas as pd
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
-    """Write via a temp file in the same directory and os.replace, so readers never see half."""
+    """Write via a temp file in the same directory and os.replace, so readers never see half.
+
+    The temp file is created with the umask's permissions (not mkstemp's 0600), since other
+    users of a shared storage read the leaderboard while the sweep rewrites it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 

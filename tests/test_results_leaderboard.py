@@ -190,6 +190,9 @@ def test_write_leaderboard_is_atomic(
     path = write_leaderboard(board, out / C.LEADERBOARD_FILE)
     write_leaderboard(board, path)  # replaced in place
     assert sorted(p.name for p in out.iterdir()) == [C.LEADERBOARD_FILE]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by others, as a plain file
     again = pd.read_csv(path)
     assert list(again.columns) == list(C.LEADERBOARD_COLUMNS)
     assert again[C.TRIAL_ID].tolist() == board[C.TRIAL_ID].tolist()
