@@ -90,7 +90,7 @@ class TaskBounds:
         if not self.families or not set(self.families) <= set(FAMILIES):
             bad(f"families {self.families} must be a non-empty subset of {FAMILIES}")
         if self.max_depth < 1 or not 0 <= self.max_pool <= self.max_depth // 2:
-            bad(f"need max_depth >= 1 and 0 <= max_pool <= max_depth // 2")
+            bad("need max_depth >= 1 and 0 <= max_pool <= max_depth // 2")
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             bad("batch_sizes must be positive")
         if "dense" in self.families and (self.max_dense_depth < 1 or not self.dense_widths):
@@ -99,12 +99,14 @@ class TaskBounds:
             bad(f"input_shape {self.input_shape} must be positive")
         for config in self._smallest_models():
             try:
-                check(
-                    config, self.input_shape,
-                    max_params=self.max_params, max_activation_mb=self.max_activation_mb,
-                )
+                check(config, self.input_shape, **self.limits)
             except ResourceLimitError as err:
                 bad(f"the guard's defaults leave no room for the full space: {err}")
+
+    @property
+    def limits(self) -> dict[str, float]:
+        """The guard's defaults as `guard.check`/`guard.fits` keyword arguments."""
+        return {"max_params": self.max_params, "max_activation_mb": self.max_activation_mb}
 
     @property
     def output_width(self) -> int:

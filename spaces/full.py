@@ -72,7 +72,8 @@ def _regularization(trial: SuggestTrial, hidden: int) -> dict[str, Any]:
     rate = DROPOUT_RATE_RANGE[0]
     if dropout:
         # Rounded so the rate prints and parses back exactly in the study's notation.
-        rate = round(trial.suggest_float("dropout_rate", *DROPOUT_RATE_RANGE, step=DROPOUT_RATE_STEP), 2)
+        drawn = trial.suggest_float("dropout_rate", *DROPOUT_RATE_RANGE, step=DROPOUT_RATE_STEP)
+        rate = round(drawn, 2)
     return {
         "dropout": dropout,
         "dropout_rate": rate,
@@ -117,13 +118,12 @@ def _narrower(config: ModelConfig) -> ModelConfig:
     return config.replace(dense_widths=(*(max(w // 2, 1) for w in hidden), output))
 
 
-def within_limits(config: ModelConfig, bounds: TaskBounds) -> ModelConfig:
+def _within_limits(config: ModelConfig, bounds: TaskBounds) -> ModelConfig:
     """`config`, narrowed until it fits the task's guard defaults."""
-    limits = {"max_params": bounds.max_params, "max_activation_mb": bounds.max_activation_mb}
-    while not fits(config, bounds.input_shape, **limits):
+    while not fits(config, bounds.input_shape, **bounds.limits):
         narrower = _narrower(config)
         if narrower == config:  # every width is 1 already: the bounds leave no room
-            check(config, bounds.input_shape, **limits)
+            check(config, bounds.input_shape, **bounds.limits)
         config = narrower
     return config
 
@@ -142,7 +142,7 @@ def sample(trial: SuggestTrial, bounds: TaskBounds) -> dict[str, Any]:
         batch_size=trial.suggest_categorical("batch_size", bounds.batch_sizes),
         epochs=bounds.epochs,
     )
-    return {MODEL_KEY: within_limits(config, bounds).to_dict()}
+    return {MODEL_KEY: _within_limits(config, bounds).to_dict()}
 
 
 def _filter_params(filters: tuple[int, ...]) -> dict[str, Any] | None:
@@ -156,57 +156,75 @@ def _filter_params(filters: tuple[int, ...]) -> dict[str, Any] | None:
     return None
 
 
-def point_for(config: ModelConfig, bounds: TaskBounds) -> dict[str, Any] | None:
-    """The full space's parameters that yield `config` (epochs aside), or None if it can't.
-
-    Used for warm starts: Ray's OptunaSearch enqueues such points as the first trials.
-    """
-    rate_steps = (config.dropout_rate - DROPOUT_RATE_RANGE[0]) / DROPOUT_RATE_STEP
-    expressible = (
-        config.task == bounds.task
-        and config.family in bounds.families
-        and config.optimizer == OPTIMIZER
-        and config.loss in LOSSES
-        and config.batch_size in bounds.batch_sizes
-        and LR_RANGE[0] <= config.lr <= LR_RANGE[1]
-        and (
-            not config.dropout
-            or (
-                DROPOUT_RATE_RANGE[0] <= config.dropout_rate <= DROPOUT_RATE_RANGE[1]
-                and abs(rate_steps - round(rate_steps)) < 1e-9
-            )
-        )
-        and fits(config, bounds.input_shape, max_params=bounds.max_params,
-                 max_activation_mb=bounds.max_activation_mb)
-    )
-    if not expressible:
-        return None
-    point: dict[str, Any] = {"family": config.family}
-    depth = config.depth
-    if config.family == "conv":
-        filters = _filter_params(config.filters)
-        pool_limit = min(bounds.max_pool, depth // 2)
-        if depth > bounds.max_depth or filters is None or config.kernel not in KERNELS:
-            return None
-        if config.pool > pool_limit:
-            return None
-        point |= {"conv_depth": depth, **filters, "kernel": config.kernel}
-        if pool_limit:
-            point["pool_level"] = level_for_count(config.pool, pool_limit)
-        hidden = depth
-    else:
-        *widths, output = config.dense_widths
-        if depth > bounds.max_dense_depth or output != bounds.output_width:
-            return None
-        if widths and (len(set(widths)) > 1 or widths[0] not in bounds.dense_widths):
-            return None
-        point["dense_depth"] = depth
-        if widths:
-            point["dense_width"] = widths[0]
-        hidden = depth - 1
+def _regularization_params(config: ModelConfig, hidden: int) -> dict[str, Any] | None:
+    point: dict[str, Any] = {}
     if hidden:
         point["dropout_level"] = level_for_count(config.dropout, hidden)
         point["batchnorm_level"] = level_for_count(config.batchnorm, hidden)
     if config.dropout:
+        low, high = DROPOUT_RATE_RANGE
+        steps = (config.dropout_rate - low) / DROPOUT_RATE_STEP
+        if not low <= config.dropout_rate <= high or abs(steps - round(steps)) > 1e-9:
+            return None
         point["dropout_rate"] = config.dropout_rate
-    return point | {"loss": config.loss, "lr": config.lr, "batch_size": config.batch_size}
+    return point
+
+
+def _conv_params(config: ModelConfig, bounds: TaskBounds) -> dict[str, Any] | None:
+    depth = config.depth
+    filters = _filter_params(config.filters)
+    pool_limit = min(bounds.max_pool, depth // 2)
+    regularization = _regularization_params(config, depth)
+    if (
+        depth > bounds.max_depth
+        or filters is None
+        or config.kernel not in KERNELS
+        or config.pool > pool_limit
+        or regularization is None
+    ):
+        return None
+    point = {"conv_depth": depth, **filters, "kernel": config.kernel, **regularization}
+    if pool_limit:
+        point["pool_level"] = level_for_count(config.pool, pool_limit)
+    return point
+
+
+def _dense_params(config: ModelConfig, bounds: TaskBounds) -> dict[str, Any] | None:
+    *widths, output = config.dense_widths
+    regularization = _regularization_params(config, len(widths))
+    if (
+        config.depth > bounds.max_dense_depth
+        or output != bounds.output_width
+        or len(set(widths)) > 1
+        or (widths and widths[0] not in bounds.dense_widths)
+        or regularization is None
+    ):
+        return None
+    return {"dense_depth": config.depth, **regularization} | (
+        {"dense_width": widths[0]} if widths else {}
+    )
+
+
+_FAMILY_PARAMS = {"conv": _conv_params, "dense": _dense_params}
+
+
+def point_for(config: ModelConfig, bounds: TaskBounds) -> dict[str, Any] | None:
+    """The full space's parameters that yield `config` (epochs aside), or None if it can't.
+
+    Used for warm starts: Ray's OptunaSearch enqueues such points as its first trials.
+    """
+    if (
+        config.task != bounds.task
+        or config.family not in bounds.families
+        or config.optimizer != OPTIMIZER
+        or config.loss not in LOSSES
+        or config.batch_size not in bounds.batch_sizes
+        or not LR_RANGE[0] <= config.lr <= LR_RANGE[1]
+        or not fits(config, bounds.input_shape, **bounds.limits)
+    ):
+        return None
+    architecture = _FAMILY_PARAMS[config.family](config, bounds)
+    if architecture is None:
+        return None
+    training = {"loss": config.loss, "lr": config.lr, "batch_size": config.batch_size}
+    return {"family": config.family, **architecture, **training}

@@ -3,8 +3,8 @@
 Conv models only: the pages come in two sizes (258x540 and 420x540), and fully convolutional
 models train on patches and predict whole pages of either size, while a dense model is tied to
 one flattened size. The study's dense text models (output 420*540 = 226,800 wide, about 0.9
-billion parameters) also lie far beyond any sensible guard; `report` still replays them where
-the caller raises --max-params.
+billion parameters) also lie far beyond any sensible guard: the `report` space keeps them as
+printed, and the guard refuses them unless --max-params allows them.
 """
 
 from __future__ import annotations
