@@ -10,7 +10,6 @@ from __future__ import annotations
 import pandas as pd
 
 from results.leaderboard import ints_of, succeeded
-from results.render import cell
 from results.sweepdir import ResultsError
 from search import constants as C
 from spaces import report
@@ -28,11 +27,14 @@ DISCOVERY_COLUMNS = [
 ]
 
 
-def mse_pair(train: float, val: float) -> str:
-    """Train and validation figures as the study printed them: "0.0023/ 0.0026"."""
+def mse_pair(train: float, val: float, spec: str = ".4g") -> str:
+    """Train and validation figures in the study's style, "0.0023/ 0.0026".
+
+    Ours get 4 significant digits; the study's own figures are printed in full (spec "g").
+    """
     if pd.isna(train) and pd.isna(val):
         return ""
-    return f"{cell(float(train))}/ {cell(float(val))}"
+    return f"{float(train):{spec}}/ {float(val):{spec}}"
 
 
 def _layers(row: pd.Series) -> str:
@@ -97,7 +99,7 @@ def comparison_table(
             "Dropout": row["dropout"],
             "BatchNormalization": row["batchnorm"],
             MSE: mse_pair(row[C.TRAIN_MSE], row[C.VAL_MSE]),
-            STUDY_MSE: mse_pair(study.train, study.val) if study else "",
+            STUDY_MSE: mse_pair(study.train, study.val, "g") if study else "",
             "val RMSE": row[C.VAL_RMSE],
             "Parameters": row[C.PARAMS],
             "Epochs": row["epochs"],
@@ -137,7 +139,7 @@ def study_table(task: str) -> pd.DataFrame:
             POOL: r.pool_upsample,
             "Dropout": r.dropout,
             "BatchNormalization": r.batchnorm,
-            MSE: mse_pair(r.train, r.val),
+            MSE: mse_pair(r.train, r.val, "g"),
             "Epochs": r.epochs,
             "Batch size": r.batch_size,
             "Loss": r.loss,

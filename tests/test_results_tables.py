@@ -101,6 +101,8 @@ def test_study_table_marks_the_study_best() -> None:
     assert len(table) == 24
     assert table["Model"].iloc[marked_rows(table)].tolist() == ["3.3/5**"]
     assert table.set_index("Id").loc["text/3.3/5", MSE] == "0.0014/ 0.0015"
+    mnist = study_table("mnist").set_index("Id")
+    assert mnist.loc["mnist/1.3/5", MSE] == "1.8511/ 1.8399"  # the study's figures in full
     assert study_table("mnist-denoise")["Model"].iloc[
         marked_rows(study_table("mnist-denoise"))
     ].tolist() == ["2.2/3**"]
