@@ -13,8 +13,8 @@ Parameter names (conditional ones only exist when their condition holds):
     filters_0 .. filters_<d-1>   1..128, one per layer, for `free`             (conv)
     kernel                       1 | 3 | 5                                     (conv)
     pool_level                   [0, 1] -> 0..min(max_pool, depth // 2) pairs  (conv, depth >= 2)
-    dense_depth                  1..max_dense_depth, output layer included    (dense)
-    dense_width                  hidden width, from the task's list            (dense, depth >= 2)
+    dense_depth                  2..max_dense_depth, output layer included    (dense)
+    dense_width                  hidden width, from the task's list            (dense)
     dropout_level, batchnorm_level  [0, 1] -> 0..hidden layers                 (hidden >= 1)
     dropout_rate                 0.2..0.4 in steps of 0.05                     (dropout >= 1)
     loss, lr, batch_size
@@ -97,9 +97,11 @@ def _conv(trial: SuggestTrial, bounds: TaskBounds) -> dict[str, Any]:
 
 
 def _dense(trial: SuggestTrial, bounds: TaskBounds) -> dict[str, Any]:
-    depth = trial.suggest_int("dense_depth", 1, bounds.max_dense_depth)
+    # At least one hidden layer: without one there is no bottleneck, and no width the guard
+    # could narrow (input -> H*W output alone is 615k parameters at 28x28).
+    depth = trial.suggest_int("dense_depth", 2, bounds.max_dense_depth)
     hidden = depth - 1
-    width = trial.suggest_categorical("dense_width", bounds.dense_widths) if hidden else 0
+    width = trial.suggest_categorical("dense_width", bounds.dense_widths)
     return {
         "filters": (),
         "dense_widths": (width,) * hidden + (bounds.output_width,),
@@ -193,16 +195,14 @@ def _dense_params(config: ModelConfig, bounds: TaskBounds) -> dict[str, Any] | N
     *widths, output = config.dense_widths
     regularization = _regularization_params(config, len(widths))
     if (
-        config.depth > bounds.max_dense_depth
+        not 2 <= config.depth <= bounds.max_dense_depth
         or output != bounds.output_width
         or len(set(widths)) > 1
         or (widths and widths[0] not in bounds.dense_widths)
         or regularization is None
     ):
         return None
-    return {"dense_depth": config.depth, **regularization} | (
-        {"dense_width": widths[0]} if widths else {}
-    )
+    return {"dense_depth": config.depth, "dense_width": widths[0], **regularization}
 
 
 _FAMILY_PARAMS = {"conv": _conv_params, "dense": _dense_params}

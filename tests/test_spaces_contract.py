@@ -49,7 +49,7 @@ def _point(bounds: TaskBounds, **chosen: object) -> dict[str, object]:
     point = {
         "family": "conv", "conv_depth": 1, "filter_schedule": "constant", "base_filters": 1,
         "kernel": 1, "pool_level": 0.0, "dropout_level": 0.0, "dropout_rate": 0.2,
-        "batchnorm_level": 0.0, "dense_depth": 1, "loss": "mse", "lr": LR_RANGE[0],
+        "batchnorm_level": 0.0, "dense_depth": 2, "loss": "mse", "lr": LR_RANGE[0],
         "batch_size": min(bounds.batch_sizes),
         **{f"filters_{i}": FILTERS[i % len(FILTERS)] for i in range(bounds.max_depth)},
     }

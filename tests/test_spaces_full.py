@@ -10,11 +10,13 @@ import pytest
 from ray.tune.search.optuna import OptunaSearch
 
 from search.constants import MODE, MODEL_KEY, OBJECTIVE
+import spaces
 from spaces import SPACES, TASKS, get_space, task_bounds, warm_start_points
 from spaces import config as config_module
 from spaces.axes import count_from_level, level_for_count
 from spaces.config import ModelConfig
 from spaces.full import point_for
+from spaces.guard import footprint
 from spaces.report import architecture, row, study_rows
 
 WARM_ROWS = {"mnist": "mnist/1.2/2", "mnist-denoise": "mnist-denoise/2.2/3", "text": "text/3.3/5"}
@@ -108,3 +110,20 @@ def test_ray_optuna_search_starts_from_the_warm_point():
     search.on_trial_complete("t0", {OBJECTIVE: 0.01})
     second = ModelConfig.from_dict(search.suggest("t1")[MODEL_KEY])
     assert second.task == "text"
+
+
+@pytest.mark.parametrize("task", spaces.TASKS)
+def test_user_limits_reach_the_full_space(task):
+    """--max-params/--max-activation-mb narrow what the space draws, and the space pickles."""
+    limit = 20_000
+    space = pickle.loads(pickle.dumps(spaces.full_space(task, max_params=limit)))
+    bounds = spaces.task_bounds(task)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    families = set()
+    for _ in range(150):
+        trial = study.ask()
+        config = ModelConfig.from_dict(space(trial)[MODEL_KEY])
+        study.tell(trial, 0.0)
+        families.add(config.family)
+        assert footprint(config, bounds.input_shape).params <= limit
+    assert families == set(bounds.families)
