@@ -112,11 +112,15 @@ def test_resume_after_sigkill_finishes_every_trial_once(tmp_path, data_dir):
     lb = board(sweep)
     assert len(lb) == 4 and lb["trial_id"].is_unique
     assert (lb["status"] == C.TERMINATED).all() and (lb["epochs"] == 2).all()
-    for trial_dir in sweep.glob("trial_*"):
-        epochs = [json.loads(line)[C.EPOCH] for line in
-                  (trial_dir / C.RESULT_FILE).read_text().splitlines() if line.strip()]
+    results = list(sweep.glob(f"trial_*/{C.RESULT_FILE}"))
+    assert len(results) == 4
+    for result in results:
+        epochs = [json.loads(line)[C.EPOCH] for line in result.read_text().splitlines()
+                  if line.strip()]
+        trial_dir = result.parent
         if trial_dir.name.removeprefix("trial_") in finished_before:
             assert epochs == [1, 2], f"{trial_dir.name} was trained again: {epochs}"
 
     again = run_cli([*args, "--resume"], data_dir)
-    assert again.returncode == 2 and "already finished" in again.stderr
+    assert again.returncode == 2, again.stderr[-3000:]
+    assert "already finished" in again.stderr
