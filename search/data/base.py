@@ -7,6 +7,7 @@ numpy arrays, tuples and ints.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,13 +87,29 @@ class TaskData:
     def input_shape(self) -> tuple[int | None, int | None]:
         """(H, W) the model sees in training and validation; None where the size varies.
 
-        Patches do not narrow this: validation always runs on whole images.
+        With patches, training and validation sizes differ, so both dimensions vary.
         """
+        if self.patch_size is not None:
+            return (None, None)
         groups = self.train + self.val
         return (
             _common([x.shape[1] for x, _ in groups]),
             _common([x.shape[2] for x, _ in groups]),
         )
+
+    def with_validation_in_training(self) -> TaskData:
+        """All labelled images in training (for refitting a final model); validation unchanged.
+
+        Metrics measured on `val` afterwards are no longer held out: report them as such.
+        """
+        by_size: dict[tuple[int, int], list[Group]] = {}
+        for x, y in self.train + self.val:
+            by_size.setdefault(x.shape[1:3], []).append((x, y))
+        train = tuple(
+            (np.concatenate([x for x, _ in groups]), np.concatenate([y for _, y in groups]))
+            for _, groups in sorted(by_size.items(), reverse=True)
+        )
+        return dataclasses.replace(self, train=train)
 
     def training_groups(self, epoch: int) -> list[Group]:
         """What epoch `epoch` trains on: the training groups, or this epoch's patches.
