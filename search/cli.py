@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--space report: replay only these study rows, e.g. text/3.3/4,text/3.3/5")
     g.add_argument("--warm-start", choices=("report",),
                    help="give Optuna the study's best rows as first points (off by default)")
+    g.add_argument("--refit", action="store_true",
+                   help="text: retrain the best config on all labelled pages before export")
     g.add_argument("--seed", type=int, default=0, help="sampler, initialisation and data seed")
     g.add_argument("--max-params", type=int, help="refuse configs with more parameters")
     g.add_argument("--max-activation-mb", type=float,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import numpy as np
 
 from search import constants as C
 from search.data import TaskData
-from search.trial import reconstructions
+from search.trial import Trial, reconstructions
+from spaces.config import ModelConfig
 
 
 def write_best(checkpoint: Path, model: Any, data: TaskData, metrics: dict[str, Any],
@@ -32,3 +34,21 @@ def write_best(checkpoint: Path, model: Any, data: TaskData, metrics: dict[str, 
     shutil.rmtree(best_dir, ignore_errors=True)
     tmp.rename(best_dir)
     return best_dir
+
+
+def refit_best(config: ModelConfig, data: TaskData, sweep_metrics: dict[str, Any],
+               best_dir: Path, *, seed: int = 0) -> Path:
+    """Retrain `config` on every labelled page (training and validation) and export it.
+
+    The sweep's held-out metrics are kept in metrics.json under their usual names; what the
+    refit model scores on the (now seen) validation pages is stored as `refit_*`.
+    """
+    trial = Trial(config, data.with_validation_in_training(), seed=seed)
+    last: dict[str, Any] = {}
+    for last in trial.epochs():
+        pass
+    metrics = {**sweep_metrics, "refit": True,
+               **{f"refit_{k}": last[k] for k in (C.TRAIN_LOSS, C.VAL_MSE, C.VAL_RMSE)}}
+    with tempfile.TemporaryDirectory() as checkpoint:
+        trial.save(checkpoint)
+        return write_best(Path(checkpoint), trial.model, data, metrics, best_dir)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from search import constants as C
 from search.single import guard_limits, guard_shape, load_data
+from spaces.config import ModelConfig
 
 
 def connect(address: str | None) -> str:
@@ -73,6 +74,9 @@ def launch_sweep(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     validate(settings)  # before Ray starts and before the data loads
+    if args.refit and args.task != "text":
+        raise ValueError("--refit retrains on the validation pages too; it is for --task text "
+                         "(MNIST validates on the official test split, which must stay unseen)")
     data = load_data(args)
     connect(args.address)
     try:
@@ -83,14 +87,16 @@ def launch_sweep(args: argparse.Namespace) -> int:
               f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial:g} GPU per trial; "
               f"outputs in {settings.experiment_dir}")
         results = run_sweep(settings, data, resume=args.resume)
-        export_best(results, data, settings.experiment_dir)
+        export_best(results, data, settings.experiment_dir, refit=args.refit, seed=args.seed)
     finally:
         ray.shutdown()
     return 0
 
 
-def export_best(results, data, experiment_dir: Path) -> None:
-    from search.export import write_best
+def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
+                seed: int = 0) -> None:
+    """Write best/ from the best trial's last checkpoint, or retrain its config on all pages."""
+    from search.export import refit_best, write_best
     from search.models import load_model
 
     errors = sum(r.error is not None for r in results)
@@ -102,11 +108,17 @@ def export_best(results, data, experiment_dir: Path) -> None:
     if best is None or best.checkpoint is None:
         print(f"no trial finished with a checkpoint ({errors} failed); nothing exported")
         return
-    with best.checkpoint.as_directory() as checkpoint:
-        model = load_model(Path(checkpoint) / C.MODEL_FILE)
-        target = write_best(Path(checkpoint), model, data, best.metrics,
-                            experiment_dir / C.BEST_DIR, trial_id=best.metrics.get(C.TRIAL_ID))
     m = best.metrics
+    if refit:
+        config = ModelConfig.from_dict(best.config[C.MODEL_KEY]).replace(epochs=m[C.EPOCH])
+        print(f"refitting {m.get(C.NOTATION)} on all {data.n_train + data.n_val} pages "
+              f"for {config.epochs} epochs")
+        target = refit_best(config, data, m, experiment_dir / C.BEST_DIR, seed=seed)
+    else:
+        with best.checkpoint.as_directory() as checkpoint:
+            model = load_model(Path(checkpoint) / C.MODEL_FILE)
+            target = write_best(Path(checkpoint), model, data, m, experiment_dir / C.BEST_DIR,
+                                trial_id=m.get(C.TRIAL_ID))
     print(f"best: {m.get(C.NOTATION)}  val_mse {m[C.VAL_MSE]:.5f}  val_rmse {m[C.VAL_RMSE]:.5f}  "
           f"params {m.get(C.PARAMS, 0):,}  ({len(results)} trials, {errors} failed)")
     print(f"leaderboard: {experiment_dir / C.LEADERBOARD_FILE}\nbest model: {target / C.MODEL_FILE}")

@@ -1,0 +1,49 @@
+"""best/ export: a trial's checkpoint, or a refit on every labelled page (--refit)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from search import constants as C
+from search.cli import main
+from search.data import load_task
+from search.export import refit_best
+from spaces.config import ModelConfig
+
+
+@pytest.fixture(scope="module")
+def pages(data_dir):
+    return load_task("text", data_dir=data_dir, subset=2, val_fraction=0.2, patch_size=32,
+                     patches_per_page=2)
+
+
+def test_validation_pages_join_training_grouped_by_size(pages):
+    merged = pages.with_validation_in_training()
+    assert merged.n_train == pages.n_train + pages.n_val
+    assert merged.val is pages.val
+    assert [x.shape[1:3] for x, _ in merged.train] == [(420, 540), (258, 540)]
+    for x, y in merged.train:
+        assert x.shape == y.shape
+
+
+def test_refit_exports_a_model_with_held_out_and_refit_metrics(pages, tmp_path):
+    config = ModelConfig(task="text", filters=(2,), epochs=1, batch_size=4)
+    sweep_metrics = {C.VAL_MSE: 0.5, C.VAL_RMSE: 0.7, C.NOTATION: "1L,2F(3X3)"}
+    best = refit_best(config, pages, sweep_metrics, tmp_path / C.BEST_DIR, seed=0)
+    metrics = json.loads((best / C.METRICS_FILE).read_text())
+    assert metrics[C.VAL_MSE] == 0.5 and metrics["refit"] is True
+    assert 0 < metrics["refit_val_mse"] < 1
+    assert ModelConfig.from_json((best / C.CONFIG_FILE).read_text()) == config
+    sheet = np.load(best / C.RECONSTRUCTIONS_FILE)
+    assert sheet["outputs_0"].shape == sheet["targets_0"].shape
+    assert not (best / C.STATE_FILE).exists()
+
+
+def test_refit_is_refused_for_mnist(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--task", "mnist", "--space", "full", "--refit", "--address", "local"])
+    assert exit_info.value.code == 2
+    assert "--refit" in capsys.readouterr().err
