@@ -56,6 +56,24 @@ def test_grid_replays_study_rows_and_a_refused_row_fails_alone(tmp_path, data_di
     assert json.loads((best / C.METRICS_FILE).read_text())[C.VAL_MSE] == pytest.approx(
         done["val_mse"].min())
 
+    # `python -m results` rebuilds the same leaderboard from the files, and the study's tables
+    live = lb.copy()
+    report = subprocess.run([sys.executable, "-m", "results", str(tmp_path / "grid")],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert report.returncode == 0, report.stderr[-3000:]
+    rebuilt = board(tmp_path / "grid")
+    pd.testing.assert_frame_equal(rebuilt[["rank", "trial_id", "status", "val_mse"]],
+                                  live[["rank", "trial_id", "status", "val_mse"]])
+    table = pd.read_csv(tmp_path / "grid" / "tables" / "comparison-conv.csv", dtype=str)
+    assert sorted(table["Trial"]) == sorted(done["trial_id"])
+    by_trial = table.set_index("Trial")
+    replay = done.set_index("report_model").loc["mnist/1.2/2"]
+    assert by_trial.loc[replay["trial_id"], "Study Train/Validation"] == "0.0586/ 0.0583"
+    assert by_trial.loc[done.iloc[0]["trial_id"], "Model"].endswith("**")  # best, marked
+    assert "1 trial(s) failed" in report.stdout
+    for plot in ("curves", "progress", "pareto", "reconstructions"):
+        assert (tmp_path / "grid" / "plots" / f"{plot}.png").stat().st_size > 1000
+
 
 def test_optuna_asha_sweep_writes_a_ranked_leaderboard(tmp_path, data_dir):
     proc = run_cli(["--task", "mnist-denoise", "--space", "full", "--num-samples", "5",
