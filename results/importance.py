@@ -112,7 +112,7 @@ def param_importances(board: pd.DataFrame) -> pd.DataFrame:
             distributions={k: distributions[k] for k in params if k in distributions},
             value=float(mse),
         )
-        for params, mse in zip(rows, done[C.VAL_MSE])
+        for params, mse in zip(rows, done[C.VAL_MSE], strict=True)
     )
     # Aim for TOP_TRIALS trials in the top quantile, between 10% and half of the trials.
     quantile = min(0.5, max(0.1, TOP_TRIALS / len(rows)))

@@ -232,7 +232,7 @@ def merge_trials(loaded: dict[Path, pd.DataFrame]) -> pd.DataFrame:
         raise ResultsError(f"cannot merge sweeps of different tasks: {listed}")
     frames = [
         trials.assign(sweep=name)
-        for trials, name in zip(loaded.values(), sweep_names(list(loaded)))
+        for trials, name in zip(loaded.values(), sweep_names(list(loaded)), strict=True)
         if not trials.empty
     ]
     if not frames:

@@ -137,7 +137,8 @@ def reconstruction_sheet(samples: Sequence[Triple], path: str | Path) -> Path:
     )
     grid = figure.subplots(3, len(samples), squeeze=False)
     for column, triple in enumerate(samples):
-        for row, (label, image) in enumerate(zip(("input", "output", "target"), triple)):
+        labelled = zip(("input", "output", "target"), triple, strict=True)
+        for row, (label, image) in enumerate(labelled):
             axes = grid[row][column]
             axes.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
             axes.set_xticks([])

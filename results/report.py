@@ -21,8 +21,8 @@ from results.leaderboard import (
     leaderboard,
     load_trials,
     merge_trials,
-    sweep_names,
     succeeded,
+    sweep_names,
     sweep_task,
     write_leaderboard,
 )
@@ -204,9 +204,9 @@ def generate(sweep_dirs: Sequence[str | Path], out: str | Path | None = None,
     else:
         board = merge_trials(loaded)
         written.append(write_leaderboard(board, out / MERGED_LEADERBOARD_FILE))
-        curve = pd.concat([curves(d).assign(sweep=name)
-                           for d, name in zip(dirs, sweep_names(dirs))], ignore_index=True)
-        by_name = dict(zip(sweep_names(dirs), dirs))
+        named = zip(dirs, sweep_names(dirs), strict=True)
+        curve = pd.concat([curves(d).assign(sweep=name) for d, name in named], ignore_index=True)
+        by_name = dict(zip(sweep_names(dirs), dirs, strict=True))
         best_sweep = board["sweep"].iloc[0] if len(board) else sweep_names(dirs)[0]
         best_dir = by_name[best_sweep] / C.BEST_DIR
     task = next((t for t in tasks.values() if t), None)

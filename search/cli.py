@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
-from typing import Any
-
-from search import constants as C
 
 TASKS = ("mnist", "mnist-denoise", "text")
 
@@ -30,7 +25,9 @@ def _shape(text: str) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 420x540, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected HEIGHTxWIDTH such as 420x540, got {text!r}"
+        ) from None
     return height, width
 
 
@@ -50,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num-samples", type=int,
                    help="trials to sample (full; default 20), or repeats of each row (report; 1)")
     g.add_argument("--max-epochs", type=int,
-                   help="epochs per trial and ASHA's max_t (default: the study's: 50 for MNIST, 25 for text)")
-    g.add_argument("--grace-period", type=int, default=1, help="ASHA: epochs before a trial can stop")
+                   help="epochs per trial and ASHA's max_t "
+                        "(default: the study's: 50 for MNIST, 25 for text)")
+    g.add_argument("--grace-period", type=int, default=1,
+                   help="ASHA: epochs before a trial can stop")
     g.add_argument("--checkpoint-every", type=int, default=1, help="checkpoint every k epochs")
     g.add_argument("--rows", type=lambda t: tuple(r.strip() for r in t.split(",") if r.strip()),
                    help="--space report: replay only these study rows, e.g. text/3.3/4,text/3.3/5")
@@ -70,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", action="store_true", help="restore the sweep --storage/--name")
     g.add_argument("--address",
                    help="Ray cluster: 'local' for a new local Ray, 'auto', or host:port. "
-                        "Default: RAY_ADDRESS, else the cluster this machine belongs to, else local")
+                        "Default: RAY_ADDRESS, else the cluster this machine belongs to, "
+                        "else local")
     g.add_argument("--cpus-per-trial", type=float,
                    help="CPUs per trial, also TensorFlow's thread count (sweep default 1; "
                         "--config default: all)")
@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--patches-per-page", type=int, default=8)
     g.add_argument("--resize", type=_shape, help="text: resize pages, e.g. 420x540 (the study's)")
     g = p.add_argument_group("single configuration (--config)")
-    g.add_argument("--config", help="train one config: the study's notation ('4L,32,32,64,128F(3X3)'),"
+    g.add_argument("--config", help="train one config: the study's notation "
+                                    "('4L,32,32,64,128F(3X3)'),"
                                     " a study row id ('text/3.3/5'), or a config JSON file")
     g.add_argument("--pool", default="0", help="pooling+upsampling pairs, e.g. '2+2'")
     g.add_argument("--dropout", default="0", help="dropout layers, e.g. '2 (p=0.2)'")

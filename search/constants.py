@@ -44,7 +44,8 @@ CONFIG_FILE = "config.json"
 NOTATION_FILE = "notation.txt"
 METRICS_FILE = "metrics.json"
 STATE_FILE = "state.json"
-RECONSTRUCTIONS_FILE = "reconstructions.npz"  # best/ only: inputs, outputs, targets (or _0, _1 per page)
+# best/ only: inputs, outputs, targets (or inputs_0, outputs_0, ... one triple per page)
+RECONSTRUCTIONS_FILE = "reconstructions.npz"
 
 # The key under which a trial's ModelConfig dict sits in its Ray config (params.json).
 MODEL_KEY = "model"

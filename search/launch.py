@@ -121,4 +121,5 @@ def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
                                 trial_id=m.get(C.TRIAL_ID))
     print(f"best: {m.get(C.NOTATION)}  val_mse {m[C.VAL_MSE]:.5f}  val_rmse {m[C.VAL_RMSE]:.5f}  "
           f"params {m.get(C.PARAMS, 0):,}  ({len(results)} trials, {errors} failed)")
-    print(f"leaderboard: {experiment_dir / C.LEADERBOARD_FILE}\nbest model: {target / C.MODEL_FILE}")
+    print(f"leaderboard: {experiment_dir / C.LEADERBOARD_FILE}")
+    print(f"best model: {target / C.MODEL_FILE}")

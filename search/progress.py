@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 from ray import tune
 
-from results.leaderboard import leaderboard, trial_record as record_from, trials_frame
-from results.leaderboard import write_leaderboard
+from results.leaderboard import leaderboard, trials_frame, write_leaderboard
+from results.leaderboard import trial_record as record_from
 from search import constants as C
 
 

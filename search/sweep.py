@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from ray import tune
@@ -21,10 +22,10 @@ from ray.tune.search.optuna import OptunaSearch
 
 import spaces
 from search import constants as C
-from spaces import report as study
 from search.data import TaskData
 from search.progress import SweepCallback
 from search.trainable import train_autoencoder
+from spaces import report as study
 
 
 class SweepError(ValueError):
@@ -106,7 +107,8 @@ def _optuna_with(sampler: optuna.samplers.BaseSampler) -> Callable[[SweepSetting
                 f"--search {settings.search} samples a define-by-run space: use --space full "
                 f"(--space report replays the study's rows with --search grid)"
             )
-        points = spaces.warm_start_points(settings.task) if settings.warm_start == "report" else None
+        warm = settings.warm_start == "report"
+        points = spaces.warm_start_points(settings.task) if warm else None
         searcher = OptunaSearch(
             space=spaces.full_space(settings.task, max_params=settings.max_params,
                                     max_activation_mb=settings.max_activation_mb),

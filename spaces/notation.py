@@ -79,7 +79,9 @@ def _parse_int_expr(token: str) -> int:
     try:
         return math.prod(int(part) for part in token.split("*"))
     except ValueError:
-        raise NotationError(f"{token!r} is not a width (an integer or a product like 28*28)")
+        raise NotationError(
+            f"{token!r} is not a width (an integer or a product like 28*28)"
+        ) from None
 
 
 def parse_layers(text: str) -> dict[str, Any]:

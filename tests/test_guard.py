@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from model_sizes import keras_sizes
+
 from spaces import TASKS, task_bounds
 from spaces.axes import TaskBounds
 from spaces.config import ConfigError, ModelConfig

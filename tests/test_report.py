@@ -7,6 +7,7 @@ import time
 
 import optuna
 import pytest
+from model_sizes import keras_sizes
 
 from search import constants
 from spaces import get_space, keys, task_bounds
@@ -14,7 +15,6 @@ from spaces.config import TASKS, ModelConfig
 from spaces.guard import ResourceLimitError, check, footprint
 from spaces.notation import format_row, parse_row
 from spaces.report import architecture, match, report_space, row, study_rows
-from model_sizes import keras_sizes
 
 # The study's models the guard refuses by default: dense layers over whole images.
 REFUSED = {"mnist/1.3/5", "mnist-denoise/2.3/5", "text/3.2/1", "text/3.2/2", "text/3.2/3",

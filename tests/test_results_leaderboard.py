@@ -138,7 +138,7 @@ def test_curves_in_report_order_with_cumulative_epochs(text_sweep: Path) -> None
     assert len(curve) == 3 + 3 + 2 + 1 + 3
     assert curve["cum_epochs"].tolist() == list(range(1, 13))
     assert curve["time"].is_monotonic_increasing
-    order = list(zip(curve[C.TRIAL_ID], curve[C.EPOCH]))
+    order = list(zip(curve[C.TRIAL_ID], curve[C.EPOCH], strict=True))
     # abcde_00002 started a second later: its first epoch comes after the others' first ones.
     assert order.index(("abcde_00002", 1)) == 4
     assert order[:4] == [("abcde_00000", 1), ("abcde_00001", 1), ("abcde_00003", 1),

@@ -9,8 +9,15 @@ import pandas as pd
 import pytest
 from sweep_files import TEXT_BEST, lr_driven_sweep, running_text_sweep, write_sweep, write_trial
 
-from results import ResultsError, comparison_table, discoveries, load_trials, pareto_front
-from results import param_importances, study_table
+from results import (
+    ResultsError,
+    comparison_table,
+    discoveries,
+    load_trials,
+    param_importances,
+    pareto_front,
+    study_table,
+)
 from results.leaderboard import leaderboard
 from results.render import markdown_table
 from results.tables import MSE, POOL, STUDY_MSE, marked_rows

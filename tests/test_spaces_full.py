@@ -9,8 +9,8 @@ import optuna
 import pytest
 from ray.tune.search.optuna import OptunaSearch
 
-from search.constants import MODE, MODEL_KEY, OBJECTIVE
 import spaces
+from search.constants import MODE, MODEL_KEY, OBJECTIVE
 from spaces import SPACES, TASKS, get_space, task_bounds, warm_start_points
 from spaces import config as config_module
 from spaces.axes import count_from_level, level_for_count

@@ -71,7 +71,8 @@ def test_save_and_resume_continue_where_training_stopped(mnist_small, tmp_path):
 
     resumed = Trial.resume(tmp_path, config, mnist_small)
     weights = [w.copy() for w in trial.model.get_weights()]
-    assert all(np.array_equal(a, b) for a, b in zip(weights, resumed.model.get_weights()))
+    pairs = zip(weights, resumed.model.get_weights(), strict=True)
+    assert all(np.array_equal(a, b) for a, b in pairs)
     rest = list(resumed.epochs())
     assert [m[C.EPOCH] for m in rest] == [2]
     assert rest[0][C.SECONDS] > first[C.SECONDS]
