@@ -8,7 +8,6 @@ live leaderboard is built from Ray's in-memory trials (immediate and authoritati
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from ray import tune
 
 from results.leaderboard import leaderboard, trials_frame, write_leaderboard
 from results.leaderboard import trial_record as record_from
+from results.render import atomic_write_text
 from search import constants as C
 
 
@@ -26,12 +26,6 @@ def trial_record(trial: Any, meta: dict[str, Any]) -> dict[str, Any]:
     error = "failed" if trial.status == C.ERROR else None
     return record_from(trial.config, rows, trial_id=trial.trial_id, status=trial.status,
                        error=error, meta=meta)
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 class SweepCallback(tune.Callback):
@@ -46,9 +40,8 @@ class SweepCallback(tune.Callback):
         """Rewrite the status file and leaderboard; a failure here is reported, never raised,
         so that bookkeeping can never bring the sweep down."""
         try:
-            self.experiment_dir.mkdir(parents=True, exist_ok=True)
-            _write_json_atomic(self.experiment_dir / C.STATUS_FILE,
-                               {t.trial_id: t.status for t in trials})
+            atomic_write_text(self.experiment_dir / C.STATUS_FILE,
+                              json.dumps({t.trial_id: t.status for t in trials}, indent=1))
             board = leaderboard(trials_frame([trial_record(t, self.meta) for t in trials]))
             write_leaderboard(board, self.experiment_dir / C.LEADERBOARD_FILE)
             return board

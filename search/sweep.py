@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 import spaces
+from results.render import atomic_write_text
 from search import constants as C
 from search.data import TaskData
 from search.progress import SweepCallback
@@ -122,10 +123,16 @@ def _optuna_with(sampler: optuna.samplers.BaseSampler) -> Callable[[SweepSetting
     return factory
 
 
+def _tpe(seed: int) -> optuna.samplers.TPESampler:
+    """TPE for conditional spaces: multivariate, grouped by which parameters a trial has."""
+    with warnings.catch_warnings():  # `group` is marked experimental in Optuna 5.0
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed)
+
+
 SEARCHERS: dict[str, Callable[[SweepSettings], tuple[Searcher | None, dict[str, Any]]]] = {
     "grid": _grid,
-    "optuna": lambda s: _optuna_with(
-        optuna.samplers.TPESampler(multivariate=True, group=True, seed=s.seed))(s),
+    "optuna": lambda s: _optuna_with(_tpe(s.seed))(s),
     "random": lambda s: _optuna_with(optuna.samplers.RandomSampler(seed=s.seed))(s),
 }
 
@@ -197,13 +204,9 @@ def _check_resume(settings: SweepSettings, resume: bool) -> None:
 
 
 def _write_sweep_file(settings: SweepSettings, **extra: Any) -> dict[str, Any]:
-    path = settings.experiment_dir / C.SWEEP_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {**dataclasses.asdict(settings), "metric": C.OBJECTIVE, "mode": C.MODE, **extra}
     data = json.loads(json.dumps(data, default=list))
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    atomic_write_text(settings.experiment_dir / C.SWEEP_FILE, json.dumps(data, indent=2))
     return data
 
 
