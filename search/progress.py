@@ -20,11 +20,11 @@ from results.render import atomic_write_text
 from search import constants as C
 
 
-def trial_record(trial: Any, meta: dict[str, Any]) -> dict[str, Any]:
+def trial_record(trial: Any, meta: dict[str, Any], status: str) -> dict[str, Any]:
     """One live Ray trial as a `results.leaderboard` row (the same row the files give later)."""
     rows = [trial.last_result] if C.EPOCH in (trial.last_result or {}) else []
-    error = "failed" if trial.status == C.ERROR else None
-    return record_from(trial.config, rows, trial_id=trial.trial_id, status=trial.status,
+    error = "failed" if status == C.ERROR else None
+    return record_from(trial.config, rows, trial_id=trial.trial_id, status=status,
                        error=error, meta=meta)
 
 
@@ -36,13 +36,22 @@ class SweepCallback(tune.Callback):
         self.meta = meta  # sweep.json's content: task, max_epochs, ...
         self._printed: set[str] = set()
 
-    def _update(self, trials: list[Any]) -> pd.DataFrame | None:
+    def _update(self, trials: list[Any], ended: Any = None,
+                status: str | None = None) -> pd.DataFrame | None:
         """Rewrite the status file and leaderboard; a failure here is reported, never raised,
-        so that bookkeeping can never bring the sweep down."""
+        so that bookkeeping can never bring the sweep down.
+
+        Ray calls on_trial_complete/on_trial_error before it updates the trial's status, so
+        the trial that just `ended` is given its final `status` here.
+        """
+        statuses = {t.trial_id: t.status for t in trials}
+        if ended is not None:
+            statuses[ended.trial_id] = status
         try:
             atomic_write_text(self.experiment_dir / C.STATUS_FILE,
-                              json.dumps({t.trial_id: t.status for t in trials}, indent=1))
-            board = leaderboard(trials_frame([trial_record(t, self.meta) for t in trials]))
+                              json.dumps(statuses, indent=1))
+            board = leaderboard(trials_frame(
+                [trial_record(t, self.meta, statuses[t.trial_id]) for t in trials]))
             write_leaderboard(board, self.experiment_dir / C.LEADERBOARD_FILE)
             return board
         except Exception as exc:  # noqa: BLE001 - keep the sweep alive, say what failed
@@ -55,7 +64,7 @@ class SweepCallback(tune.Callback):
         if trial.trial_id in self._printed:
             return
         self._printed.add(trial.trial_id)
-        done = sum(t.status in (C.TERMINATED, C.ERROR) for t in trials)
+        done = sum(t.status in (C.TERMINATED, C.ERROR) or t is trial for t in trials)
         r = trial.last_result or {}
         if how == "failed":
             line = f"trial {trial.trial_id} failed after {r.get(C.EPOCH, 0)} epochs"
@@ -75,10 +84,10 @@ class SweepCallback(tune.Callback):
         self._update(trials)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._announce(trials, trial, self._update(trials), "done")
+        self._announce(trials, trial, self._update(trials, trial, C.TERMINATED), "done")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._announce(trials, trial, self._update(trials), "failed")
+        self._announce(trials, trial, self._update(trials, trial, C.ERROR), "failed")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._update(trials)

@@ -94,6 +94,7 @@ def test_optuna_asha_sweep_writes_a_ranked_leaderboard(tmp_path, data_dir):
     # one progress line per finished trial, each with its notation and the best so far
     lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
     assert len(lines) == 5 and all("best" in line for line in lines)
+    assert [int(line[1:line.index("/")]) for line in lines] == [1, 2, 3, 4, 5]
 
 
 def test_resume_after_sigkill_finishes_every_trial_once(tmp_path, data_dir):
