@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pwd
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -192,9 +193,9 @@ def test_ray_submit_runs_a_sweep_on_a_local_provider_cluster(tmp_path, data_dir)
     if os.geteuid() != 0:
         pytest.fail("this test logs in as root over SSH on port 22: run it as root (CI does)")
     for tool in ("ssh", "ssh-keygen", "rsync"):  # rsync: how `ray up`/`ray submit` copy files
-        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
+        if shutil.which(tool) is None:
             pytest.fail(f"{tool} not found: the Ray cluster launcher needs it")
-    storage, data = tmp_path / "runs", str(data_dir)
+    storage, data = tmp_path / "runs", str(data_dir.resolve())  # the head's shell is in ~
     if " " in data:
         pytest.fail(f"`ray submit` splits its arguments on spaces: data dir {data!r}")
     if not wait_for_no_other_ray([], timeout=120):
