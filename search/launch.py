@@ -70,18 +70,21 @@ def launch_sweep(args: argparse.Namespace) -> int:
 
     import ray
 
-    from search.sweep import run_sweep, validate
+    from search.sweep import prepare, run_sweep
 
-    settings = settings_from(args)
-    validate(settings)  # before Ray starts and before the data loads
+    settings = prepare(settings_from(args), resume=args.resume)  # before Ray and the data
     if args.refit and args.task != "text":
         raise ValueError("--refit retrains on the validation pages too; it is for --task text "
                          "(MNIST validates on the official test split, which must stay unseen)")
     data = load_data(args)
     connect(args.address)
     try:
-        if args.gpus_per_trial is None and ray.cluster_resources().get("GPU", 0) > 0:
-            settings = dataclasses.replace(settings, gpus_per_trial=1.0)
+        if args.gpus_per_trial is None:
+            if ray.cluster_resources().get("GPU", 0) > 0:
+                settings = dataclasses.replace(settings, gpus_per_trial=1.0)
+            else:
+                print("no GPUs in the cluster now: trials run on CPUs (on an autoscaling GPU "
+                      "cluster, pass --gpus-per-trial so that GPU workers are started)")
         print(f"sweep {settings.name}: task {settings.task}, space {settings.space}, "
               f"search {settings.search}, scheduler {settings.scheduler}, "
               f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial:g} GPU per trial; "

@@ -210,11 +210,18 @@ def _write_sweep_file(settings: SweepSettings, **extra: Any) -> dict[str, Any]:
     return data
 
 
-def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False) -> tune.ResultGrid:
-    """Run (or resume) a sweep on the Ray cluster `ray.init` attached to."""
+def prepare(settings: SweepSettings, *, resume: bool = False) -> SweepSettings:
+    """Check flags and the resume request; fill in the epoch budget. Needs no Ray, no data,
+    so a sweep that cannot run is refused before either is started or loaded."""
     validate(settings)
     settings = dataclasses.replace(settings, max_epochs=_max_epochs(settings))
     _check_resume(settings, resume)
+    return settings
+
+
+def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False) -> tune.ResultGrid:
+    """Run (or resume) a sweep on the Ray cluster `ray.init` attached to."""
+    settings = prepare(settings, resume=resume)
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     trainable = tune.with_resources(
         tune.with_parameters(train_autoencoder, data=data, settings=settings.trainable_settings()),
