@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,20 +156,19 @@ class Trial:
 
 
 def reconstructions(model: Any, data: TaskData, count: int = 6) -> dict[str, np.ndarray]:
-    """A few validation inputs, outputs and targets, for the results' reconstruction sheet."""
-    arrays: dict[str, np.ndarray] = {}
-    x, y = data.val[0]
-    if len(data.val) == 1 and not data.val_names:
-        arrays = {"inputs": x[:count], "outputs": np.asarray(model.predict(x[:count], verbose=0)),
-                  "targets": y[:count]}
-        return arrays
+    """A few validation inputs, outputs and targets, for the results' reconstruction sheet.
+
+    Same-size images come as one stack (`inputs`, ...); pages, whose heights differ, as one
+    triple per page (`inputs_0`, `outputs_0`, `targets_0`, ...), at most three.
+    """
+    if not data.val_names:
+        x, y = data.val[0]
+        return {"inputs": x[:count], "outputs": np.asarray(model.predict(x[:count], verbose=0)),
+                "targets": y[:count]}
     pages = [(gx[i : i + 1], gy[i : i + 1]) for gx, gy in data.val for i in range(len(gx))]
+    arrays: dict[str, np.ndarray] = {}
     for i, (px, py) in enumerate(pages[: min(count, 3)]):
         arrays[f"inputs_{i}"] = px
         arrays[f"outputs_{i}"] = np.asarray(model.predict(px, verbose=0))
         arrays[f"targets_{i}"] = py
     return arrays
-
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
