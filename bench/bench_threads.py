@@ -2,17 +2,20 @@
 
     python bench/bench_threads.py [--trials 2] [--data-dir DIR]
 
-Runs `--trials` single-configuration trainings at once, first with `--cpus-per-trial`
-(cores / trials: what a sweep does), then with TensorFlow's default pools (every trial takes
-every core), and prints the wall time of each round and their ratio, measured in one run.
+Runs `--trials` single-configuration trainings at once, with `--cpus-per-trial`
+(cores / trials: what a sweep does) and with TensorFlow's default pools (every trial takes
+every core), alternating the two `--repeats` times, and prints the median wall time of each and
+their ratio, measured in one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,18 +44,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2)
     parser.add_argument("--subset", type=int, default=4000)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-dir", default=os.environ.get("SEARCH_DATA_DIR"))
     args = parser.parse_args()
-    import tempfile
-
     cores = len(os.sched_getaffinity(0))
+    sized, unsized = [], []
     with tempfile.TemporaryDirectory() as storage:
-        sized = _round(args.trials, max(1.0, cores / args.trials), args, storage)
-        unsized = _round(args.trials, None, args, storage)
+        for _ in range(args.repeats):
+            sized.append(_round(args.trials, max(1.0, cores / args.trials), args, storage))
+            unsized.append(_round(args.trials, None, args, storage))
+    print(f"sized rounds: {', '.join(f'{t:.1f}' for t in sized)} s; "
+          f"default rounds: {', '.join(f'{t:.1f}' for t in unsized)} s")
+    sized, unsized = statistics.median(sized), statistics.median(unsized)
     print(f"{args.trials} concurrent trials on {cores} cores, 1 epoch of "
           f"4L,32,32,64,128F(3X3) on {args.subset} noisy MNIST images each")
-    print(f"thread pools sized to cores/trials: {sized:.1f} s")
-    print(f"default thread pools (each trial takes every core): {unsized:.1f} s")
+    print(f"thread pools sized to cores/trials, median: {sized:.1f} s")
+    print(f"default thread pools (each trial takes every core), median: {unsized:.1f} s")
     print(f"ratio default/sized: {unsized / sized:.2f}x")
 
 

@@ -42,7 +42,6 @@ def configure_backend(cpus: float | None = None) -> None:
         if cpus:
             threads = max(1, int(math.ceil(cpus)))
             tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
     except RuntimeError:
         pass  # runtime already initialized in this worker process
 
