@@ -59,9 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--refit", action="store_true",
                    help="text: retrain the best config on all labelled pages before export")
     g.add_argument("--seed", type=int, default=0, help="sampler, initialisation and data seed")
-    g.add_argument("--max-params", type=int, help="refuse configs with more parameters")
+    g.add_argument("--max-params", type=int,
+                   help="refuse configs with more parameters (default: the task's, "
+                        "10M for MNIST, 5M for text)")
     g.add_argument("--max-activation-mb", type=float,
-                   help="refuse configs whose activations for one batch exceed this")
+                   help="refuse configs whose activations for one batch exceed this "
+                        "(default: the task's, 2048 for MNIST, 8192 for text)")
     g = p.add_argument_group("where")
     g.add_argument("--storage", default="runs",
                    help="experiment storage: a path, or a URI all nodes reach (s3://, gs://)")
