@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -143,3 +144,22 @@ def test_resume_after_sigkill_finishes_every_trial_once(tmp_path, data_dir):
     again = run_cli([*args, "--resume"], data_dir)
     assert again.returncode == 2, again.stderr[-3000:]
     assert "already finished" in again.stderr
+
+
+def test_text_sweep_on_patches_validates_whole_pages_and_refits(tmp_path, data_dir):
+    proc = run_cli(["--task", "text", "--space", "report", "--rows", "text/3.1/2,text/3.1/8",
+                    "--max-epochs", "1", "--subset", "4", "--val-subset", "3", "--patch-size",
+                    "48", "--patches-per-page", "2", "--refit", "--address", "local",
+                    "--storage", str(tmp_path), "--name", "pages"], data_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lb = board(tmp_path / "pages")
+    assert (lb["status"] == C.TERMINATED).all() and len(lb) == 2
+    assert set(lb["report_model"]) == {"text/3.1/2", "text/3.1/8"}
+    assert (lb["val_rmse"] ** 2 - lb["val_mse"]).abs().max() < 1e-9
+    best = tmp_path / "pages" / C.BEST_DIR
+    metrics = json.loads((best / C.METRICS_FILE).read_text())
+    assert metrics["refit"] is True and metrics[C.VAL_MSE] == pytest.approx(lb["val_mse"].min())
+    sheet = np.load(best / C.RECONSTRUCTIONS_FILE)
+    heights = {sheet[f"targets_{i}"].shape[1] for i in range(3)}
+    assert heights <= {258, 420} and all(
+        sheet[f"outputs_{i}"].shape == sheet[f"targets_{i}"].shape for i in range(3))
