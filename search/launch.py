@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -39,21 +40,30 @@ def connect(address: str | None) -> str:
     return address
 
 
+# What decides the data a sweep trains on: recorded in sweep.json and checked on --resume.
+DATA_FLAGS = ("data_dir", "subset", "val_subset", "noise", "val_fraction", "patch_size",
+              "patches_per_page", "resize")
+
+
 def settings_from(args: argparse.Namespace):
     from search.sweep import SweepSettings
 
     report = args.space == "report"
+
+    def given(value, default):
+        return default if value is None else value
+
     return SweepSettings(
         task=args.task,
         space=args.space,
         search=args.search or ("grid" if report else "optuna"),
         scheduler=args.scheduler or ("fifo" if report else "asha"),
-        num_samples=args.num_samples or (1 if report else 20),
+        num_samples=given(args.num_samples, 1 if report else 20),
         max_epochs=args.max_epochs,
         grace_period=args.grace_period,
         checkpoint_every=args.checkpoint_every,
-        cpus_per_trial=args.cpus_per_trial or 1.0,
-        gpus_per_trial=args.gpus_per_trial if args.gpus_per_trial is not None else 0.0,
+        cpus_per_trial=given(args.cpus_per_trial, 1.0),
+        gpus_per_trial=given(args.gpus_per_trial, 0.0),
         max_concurrent=args.max_concurrent,
         seed=args.seed,
         storage=args.storage,
@@ -62,6 +72,7 @@ def settings_from(args: argparse.Namespace):
         rows=args.rows,
         guard_shape=guard_shape(args),
         **guard_limits(args),
+        data={key: getattr(args, key) for key in DATA_FLAGS},
     )
 
 
@@ -89,8 +100,12 @@ def launch_sweep(args: argparse.Namespace) -> int:
               f"search {settings.search}, scheduler {settings.scheduler}, "
               f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial:g} GPU per trial; "
               f"outputs in {settings.experiment_dir}")
-        results = run_sweep(settings, data, resume=args.resume)
-        export_best(results, data, settings.experiment_dir, refit=args.refit, seed=args.seed)
+        results, finished = run_sweep(settings, data, resume=args.resume)
+        if not finished:
+            print(f"the sweep was interrupted before every trial ended; continue it with the "
+                  f"same command and --resume (storage {settings.storage}, name {settings.name})")
+        export_best(results, data, settings.experiment_dir, refit=args.refit and finished,
+                    seed=args.seed)
     finally:
         ray.shutdown()
     return 0
@@ -103,14 +118,13 @@ def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
     from search.models import load_model
 
     errors = sum(r.error is not None for r in results)
-    try:
-        best = results.get_best_result(metric=C.OBJECTIVE, mode=C.MODE, scope="last",
-                                       filter_nan_and_inf=True)
-    except RuntimeError:
-        best = None
-    if best is None or best.checkpoint is None:
+    # Ray's get_best_result does not skip failed trials; the leaderboard ranks them last.
+    candidates = [r for r in results if r.error is None and r.checkpoint is not None
+                  and math.isfinite(r.metrics.get(C.OBJECTIVE, math.nan))]
+    if not candidates:
         print(f"no trial finished with a checkpoint ({errors} failed); nothing exported")
         return
+    best = min(candidates, key=lambda r: r.metrics[C.OBJECTIVE])
     m = best.metrics
     if refit:
         config = ModelConfig.from_dict(best.config[C.MODEL_KEY]).replace(epochs=m[C.EPOCH])

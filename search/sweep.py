@@ -1,6 +1,7 @@
 """Ray Tune sweeps: searcher, scheduler, resources, outputs, resume.
 
-With `search/trainable.py`, the only module that imports `ray.tune`. The searchers and
+With `search/trainable.py` and `search/progress.py`, the only modules that import
+`ray.tune`. The searchers and
 schedulers are small factories behind dicts, so a new variant is one function and one entry.
 """
 
@@ -10,7 +11,7 @@ import dataclasses
 import json
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,19 @@ class SweepSettings:
     name: str = "sweep"
     warm_start: str | None = None
     rows: tuple[str, ...] | None = None  # --space report: replay only these study rows
-    max_params: int | None = None
-    max_activation_mb: float | None = None
-    guard_shape: tuple[int, int] = (28, 28)
+    max_params: int | None = None  # None: the task's default
+    max_activation_mb: float | None = None  # None: the task's default
+    guard_shape: tuple[int, int] | None = None  # None: the task's input size
+    data: dict[str, Any] = field(default_factory=dict)  # the data flags, checked on resume
+
+    def __post_init__(self) -> None:
+        bounds = spaces.task_bounds(self.task)  # ValueError naming the valid tasks
+        defaults = {"max_params": bounds.max_params,
+                    "max_activation_mb": bounds.max_activation_mb,
+                    "guard_shape": tuple(bounds.input_shape)}
+        for key, default in defaults.items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, default)
 
     @property
     def is_uri(self) -> bool:
@@ -84,11 +95,7 @@ def _report_model(config: dict[str, Any]) -> dict[str, Any]:
     return study.row(config[C.REPORT_KEY]).config.to_dict()
 
 
-def _grid(settings: SweepSettings) -> tuple[Searcher | None, dict[str, Any]]:
-    if settings.space != "report":
-        raise SweepError(
-            f"--search grid needs a finite space: use --space report (got --space {settings.space})"
-        )
+def _report_ids(settings: SweepSettings) -> list[str]:
     ids = [point[C.REPORT_KEY] for point in spaces.get_space("report", settings.task)]
     if settings.rows:
         unknown = sorted(set(settings.rows) - set(ids))
@@ -98,21 +105,22 @@ def _grid(settings: SweepSettings) -> tuple[Searcher | None, dict[str, Any]]:
                 f"({', '.join(ids)})"
             )
         ids = [i for i in ids if i in settings.rows]
+    return ids
+
+
+def _grid(settings: SweepSettings) -> tuple[Searcher | None, dict[str, Any]]:
+    ids = _report_ids(settings)
     return None, {C.REPORT_KEY: tune.grid_search(ids), C.MODEL_KEY: tune.sample_from(_report_model)}
 
 
 def _optuna_with(sampler: optuna.samplers.BaseSampler) -> Callable[[SweepSettings], Any]:
     def factory(settings: SweepSettings) -> tuple[Searcher, dict[str, Any]]:
-        if settings.space != "full":
-            raise SweepError(
-                f"--search {settings.search} samples a define-by-run space: use --space full "
-                f"(--space report replays the study's rows with --search grid)"
-            )
         warm = settings.warm_start == "report"
         points = spaces.warm_start_points(settings.task) if warm else None
         searcher = OptunaSearch(
             space=spaces.full_space(settings.task, max_params=settings.max_params,
-                                    max_activation_mb=settings.max_activation_mb),
+                                    max_activation_mb=settings.max_activation_mb,
+                                    input_shape=settings.guard_shape),
             metric=C.OBJECTIVE,
             mode=C.MODE,
             sampler=sampler,
@@ -135,6 +143,9 @@ SEARCHERS: dict[str, Callable[[SweepSettings], tuple[Searcher | None, dict[str, 
     "optuna": lambda s: _optuna_with(_tpe(s.seed))(s),
     "random": lambda s: _optuna_with(optuna.samplers.RandomSampler(seed=s.seed))(s),
 }
+
+# The space each search needs: a grid is a finite list, Optuna samples a define-by-run function.
+SPACE_OF_SEARCH = {"grid": "report", "optuna": "full", "random": "full"}
 
 SCHEDULERS: dict[str, Callable[[SweepSettings], TrialScheduler]] = {
     # Epochs are ASHA's time unit; early stopping lives here, never in an Optuna pruner.
@@ -163,15 +174,28 @@ def validate(settings: SweepSettings) -> None:
         raise SweepError(f"--search must be one of {', '.join(SEARCHERS)}")
     if settings.scheduler not in SCHEDULERS:
         raise SweepError(f"--scheduler must be one of {', '.join(SCHEDULERS)}")
-    if settings.num_samples < 1:
-        raise SweepError("--num-samples must be at least 1")
-    if settings.max_epochs is not None and settings.max_epochs < 1:
-        raise SweepError("--max-epochs must be at least 1")
+    if settings.space != SPACE_OF_SEARCH[settings.search]:
+        raise SweepError(
+            "--search grid needs a finite space: use --space report"
+            if settings.search == "grid" else
+            f"--search {settings.search} samples a define-by-run space: use --space full "
+            f"(--space report replays the study's rows with --search grid)"
+        )
+    for flag, value in (("--num-samples", settings.num_samples),
+                        ("--max-epochs", settings.max_epochs),
+                        ("--grace-period", settings.grace_period),
+                        ("--checkpoint-every", settings.checkpoint_every),
+                        ("--max-concurrent", settings.max_concurrent)):
+        if value is not None and value < 1:
+            raise SweepError(f"{flag} must be at least 1, got {value}")
     if settings.cpus_per_trial <= 0 or settings.gpus_per_trial < 0:
         raise SweepError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     if settings.warm_start not in (None, "report"):
         raise SweepError("--warm-start takes only 'report'")
-    SEARCHERS[settings.search](settings)  # raises SweepError on a bad space/search pair
+    if settings.rows and settings.space != "report":
+        raise SweepError("--rows picks study rows to replay: it needs --space report")
+    if settings.space == "report":
+        _report_ids(settings)  # unknown --rows are named now, not after Ray starts
 
 
 def _check_resume(settings: SweepSettings, resume: bool) -> None:
@@ -194,20 +218,39 @@ def _check_resume(settings: SweepSettings, resume: bool) -> None:
             f"--resume: the sweep {settings.name!r} already finished; Ray cannot add trials to a "
             f"finished experiment. Start a new one with another --name"
         )
-    for key in ("task", "space", "search", "scheduler", "num_samples", "max_epochs", "rows"):
+    for key in ("task", "space", "search", "scheduler", "num_samples", "max_epochs", "rows",
+                "seed", "max_params", "max_activation_mb", "guard_shape", "data"):
         now = json.loads(json.dumps(getattr(settings, key), default=list))
         if before.get(key) != now:
+            what = "the data flags" if key == "data" else f"--{key.replace('_', '-')}"
             raise SweepError(
-                f"--resume: --{key.replace('_', '-')} was {before.get(key)!r} when the sweep "
-                f"started and is {now!r} now; a restored sweep keeps its space and budget"
+                f"--resume: {what} was {before.get(key)!r} when the sweep started and is "
+                f"{now!r} now; a restored sweep keeps its data, space and budget"
             )
 
 
-def _write_sweep_file(settings: SweepSettings, **extra: Any) -> dict[str, Any]:
-    data = {**dataclasses.asdict(settings), "metric": C.OBJECTIVE, "mode": C.MODE, **extra}
-    data = json.loads(json.dumps(data, default=list))
-    atomic_write_text(settings.experiment_dir / C.SWEEP_FILE, json.dumps(data, indent=2))
-    return data
+def _sweep_meta(settings: SweepSettings, **extra: Any) -> dict[str, Any]:
+    """sweep.json's content: the settings as JSON data, the objective, and `extra`."""
+    meta = {**dataclasses.asdict(settings), "metric": C.OBJECTIVE, "mode": C.MODE, **extra}
+    return json.loads(json.dumps(meta, default=list))
+
+
+def _write_sweep_file(meta: dict[str, Any], settings: SweepSettings) -> None:
+    atomic_write_text(settings.experiment_dir / C.SWEEP_FILE, json.dumps(meta, indent=2))
+
+
+def _expected_trials(settings: SweepSettings) -> int:
+    grid = len(_report_ids(settings)) if settings.search == "grid" else 1
+    return grid * settings.num_samples
+
+
+def _all_trials_ended(settings: SweepSettings) -> bool:
+    """True when every trial of the sweep ended (finished or failed) rather than being
+    interrupted (Ctrl-C makes `Tuner.fit` return normally with trials left unfinished)."""
+    path = settings.experiment_dir / C.STATUS_FILE
+    statuses = json.loads(path.read_text()) if path.is_file() else {}
+    ended = sum(status in (C.TERMINATED, C.ERROR) for status in statuses.values())
+    return ended == len(statuses) and ended >= _expected_trials(settings)
 
 
 def prepare(settings: SweepSettings, *, resume: bool = False) -> SweepSettings:
@@ -219,15 +262,20 @@ def prepare(settings: SweepSettings, *, resume: bool = False) -> SweepSettings:
     return settings
 
 
-def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False) -> tune.ResultGrid:
-    """Run (or resume) a sweep on the Ray cluster `ray.init` attached to."""
-    settings = prepare(settings, resume=resume)
+def run_sweep(settings: SweepSettings, data: TaskData, *,
+              resume: bool = False) -> tuple[tune.ResultGrid, bool]:
+    """Run (or resume) a sweep on the Ray cluster `ray.init` attached to.
+
+    Returns Ray's results and whether every trial ended (False after an interruption: the
+    sweep can then be resumed).
+    """
+    settings = prepare(settings, resume=resume)  # cheap and idempotent
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     trainable = tune.with_resources(
         tune.with_parameters(train_autoencoder, data=data, settings=settings.trainable_settings()),
         resources,
     )
-    meta = _write_sweep_file(settings, finished=False, resumed=resume)
+    meta = _sweep_meta(settings, finished=False, resumed=resume)
     if resume:
         # The saved run config (our callback included) comes back with the experiment.
         tuner = tune.Tuner.restore(f"{settings.storage_path}/{settings.name}", trainable,
@@ -259,6 +307,8 @@ def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False) 
                 verbose=1,
             ),
         )
+    _write_sweep_file(meta, settings)  # only now: a sweep that could not start leaves no trace
     results = tuner.fit()
-    _write_sweep_file(settings, finished=True)
-    return results
+    finished = _all_trials_ended(settings)
+    _write_sweep_file({**meta, "finished": finished}, settings)
+    return results, finished

@@ -98,7 +98,8 @@ def test_optuna_asha_sweep_writes_a_ranked_leaderboard(tmp_path, data_dir):
     assert [int(line[1:line.index("/")]) for line in lines] == [1, 2, 3, 4, 5]
 
 
-def test_resume_after_sigkill_finishes_every_trial_once(tmp_path, data_dir):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
+def test_resume_after_a_stop_finishes_every_trial_once(tmp_path, data_dir, stop):
     args = ["--task", "mnist", "--space", "full", "--search", "random", "--scheduler", "fifo",
             "--num-samples", "4", "--max-epochs", "2", "--max-params", "20000",
             "--max-concurrent", "1", "--storage", str(tmp_path), "--name", "killed", *SMALL]
@@ -120,12 +121,19 @@ def test_resume_after_sigkill_finishes_every_trial_once(tmp_path, data_dir):
         else:
             pytest.fail("no trial finished within 300 s")
         time.sleep(2)  # let Ray save its experiment state once more
+        os.killpg(proc.pid, stop)  # Ctrl-C reaches the whole foreground group, as here
+        proc.wait(timeout=120)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started, no more
-        proc.wait()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the group this test started, no more
+            proc.wait()
     before = json.loads((sweep / C.STATUS_FILE).read_text())
     finished_before = {t for t, s in before.items() if s == C.TERMINATED}
     assert len(finished_before) < 4
+    assert json.loads((sweep / C.SWEEP_FILE).read_text())["finished"] is False
+
+    changed = run_cli([*args, "--resume", "--subset", "200"], data_dir)
+    assert changed.returncode == 2 and "the data flags" in changed.stderr
 
     resumed = run_cli([*args, "--resume"], data_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
