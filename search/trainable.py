@@ -5,6 +5,7 @@ Kept thin on purpose: everything that can be tested without Ray lives in `search
 
 from __future__ import annotations
 
+import re
 import tempfile
 from typing import Any
 
@@ -19,11 +20,18 @@ from spaces.guard import check
 
 
 def model_config(config: dict[str, Any], settings: dict[str, Any]) -> ModelConfig:
-    """The trial's ModelConfig, with the sweep's epoch budget applied."""
-    model = ModelConfig.from_dict(config[C.MODEL_KEY])
-    if settings.get("max_epochs"):
-        model = model.replace(epochs=int(settings["max_epochs"]))
-    return model
+    """The trial's ModelConfig, with the sweep's epoch budget (always set by the sweep)."""
+    return ModelConfig.from_dict(config[C.MODEL_KEY]).replace(epochs=int(settings["max_epochs"]))
+
+
+def trial_seed(base: int, trial_id: str) -> int:
+    """Repeats of one grid point (`--num-samples N` with a grid) get different seeds.
+
+    Grid trials are numbered (`<experiment>_00003`); their number is added to the sweep's
+    seed, which keeps sweeps reproducible. Optuna's trials, which differ by config, keep it.
+    """
+    match = re.search(r"_(\d{5})$", trial_id)
+    return base + int(match[1]) if match else base
 
 
 def train_autoencoder(config: dict[str, Any], data: TaskData, settings: dict[str, Any]) -> None:
@@ -43,10 +51,11 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: dict[str
         with checkpoint.as_directory() as directory:
             trial = Trial.resume(directory, model, data)
     else:
-        trial = Trial(model, data, seed=settings.get("seed", 0))
+        trial = Trial(model, data, seed=trial_seed(settings.get("seed", 0),
+                                                   tune.get_context().get_trial_id()))
 
     node = ray.get_runtime_context().get_node_id()
-    every = max(1, int(settings.get("checkpoint_every", 1)))
+    every = int(settings["checkpoint_every"])
     for metrics in trial.epochs():
         metrics[C.NODE] = node
         last = trial.epoch >= model.epochs
