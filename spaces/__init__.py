@@ -19,6 +19,7 @@ from typing import Any
 
 from spaces import mnist, mnist_denoise, text
 from spaces.axes import TaskBounds
+from spaces.config import ConfigError
 from spaces.full import point_for, sample
 from spaces.report import report_space, study_rows
 
@@ -52,22 +53,26 @@ def task_bounds(task: str) -> TaskBounds:
 
 
 def full_space(
-    task: str, *, max_params: int | None = None, max_activation_mb: float | None = None
+    task: str, *, max_params: int | None = None, max_activation_mb: float | None = None,
+    input_shape: tuple[int, int] | None = None,
 ) -> Callable[[Any], dict[str, Any]]:
-    """The full space of `task` under the user's resource limits (--max-params, ...).
+    """The full space of `task` under the user's limits (--max-params, --max-activation-mb)
+    at the size the guard checks (--resize).
 
     A `functools.partial` of the module-level `sample` with frozen bounds: unlike a closure it
-    pickles, which Ray needs at `fit()`. Without limits it is the task's own function.
+    pickles, which Ray needs at `fit()`.
     """
-    if max_params is None and max_activation_mb is None:
-        return get_space("full", task)
     bounds = task_bounds(task)
-    limited = dataclasses.replace(
-        bounds,
-        max_params=bounds.max_params if max_params is None else max_params,
-        max_activation_mb=bounds.max_activation_mb if max_activation_mb is None
-        else max_activation_mb,
-    )
+    changes = {"max_params": max_params, "max_activation_mb": max_activation_mb,
+               "input_shape": None if input_shape is None else tuple(input_shape)}
+    try:
+        limited = dataclasses.replace(
+            bounds, **{k: v for k, v in changes.items() if v is not None})
+    except ConfigError as err:
+        raise ValueError(
+            f"--max-params {max_params} / --max-activation-mb {max_activation_mb} leave no "
+            f"room for the {task} full space: {err}"
+        ) from None
     return functools.partial(sample, bounds=limited)
 
 
