@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-TASKS = ("mnist", "mnist-denoise", "text")
+from spaces import TASKS
 
 EPILOG = """\
 examples:
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data-dir", help="folder with mnist.npz and/or the documents "
                                       "(default: SEARCH_DATA_DIR; MNIST downloads through Keras)")
     g.add_argument("--subset", type=int, help="limit training examples (images or pages)")
-    g.add_argument("--val-subset", type=int, help="limit validation images (MNIST)")
+    g.add_argument("--val-subset", type=int, help="limit validation images or pages")
     g.add_argument("--noise", type=float, default=0.5, help="mnist-denoise noise factor")
     g.add_argument("--val-fraction", type=float, default=0.2, help="text: held-out pages")
     g.add_argument("--patch-size", type=int, help="text: train on random square patches")

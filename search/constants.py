@@ -1,9 +1,14 @@
 """Names shared by the trainer, the sweep and `results/`: metrics, files, columns.
 
-Imports nothing, so `results/` (which must not load TensorFlow or Ray) can use it.
+Imports only the leaf package `spaces`, so `results/` (which must not load TensorFlow or Ray)
+can use it.
 """
 
 from __future__ import annotations
+
+# A trial's Ray config keys (its ModelConfig, the study row it replays) are defined in the
+# leaf package, which produces them; re-exported here beside the other names.
+from spaces.keys import MODEL_KEY, REPORT_KEY  # noqa: F401
 
 # Per-epoch metrics reported by every trial (tune.report keys and result.json fields).
 TRAIN_LOSS = "train_loss"
@@ -46,11 +51,6 @@ METRICS_FILE = "metrics.json"
 STATE_FILE = "state.json"
 # best/ only: inputs, outputs, targets (or inputs_0, outputs_0, ... one triple per page)
 RECONSTRUCTIONS_FILE = "reconstructions.npz"
-
-# The key under which a trial's ModelConfig dict sits in its Ray config (params.json).
-MODEL_KEY = "model"
-# Where the study's row id sits in a replayed trial's Ray config.
-REPORT_KEY = "report_id"
 
 # Trial statuses as Ray names them, plus what results/ infers for files alone.
 TERMINATED, ERROR, RUNNING, PENDING, PAUSED = "TERMINATED", "ERROR", "RUNNING", "PENDING", "PAUSED"

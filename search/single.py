@@ -19,7 +19,10 @@ def resolve_config(args: argparse.Namespace) -> ModelConfig:
     """--config as a study row id, a JSON file, or the study's notation plus training flags."""
     text = args.config.strip()
     if text.count("/") == 2 and not text.endswith(".json"):
-        config = report.row(text).config
+        try:
+            config = report.row(text).config
+        except KeyError as err:
+            raise ValueError(f"--config {text}: {err.args[0]}") from None
         if config.task != args.task:
             raise ValueError(f"--config {text} is a {config.task} row, but --task is {args.task}")
     elif text.endswith(".json"):
@@ -28,9 +31,11 @@ def resolve_config(args: argparse.Namespace) -> ModelConfig:
             raise FileNotFoundError(f"--config: no such file {path}")
         try:
             data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--config {path}: not valid JSON ({exc})") from exc
-        config = ModelConfig.from_dict({**data, "task": args.task})
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+            config = ModelConfig.from_dict({**data, "task": args.task})
+        except (ValueError, TypeError) as exc:  # JSONDecodeError and ConfigError included
+            raise ValueError(f"--config {path}: {exc}") from None
     else:
         config = parse_row(text, args.pool, args.dropout, args.batchnorm, task=args.task)
     overrides = {

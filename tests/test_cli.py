@@ -102,3 +102,23 @@ def test_run_py_does_not_let_its_folder_shadow_modules():
         assert search_dir not in sys.path
     finally:
         sys.path[:] = before
+
+
+@pytest.mark.parametrize("flag", ["--num-samples", "--grace-period", "--max-concurrent",
+                                  "--checkpoint-every"])
+def test_zero_counts_are_refused_not_replaced_by_defaults(flag, tmp_path, capsys):
+    err = refused(["--task", "mnist", "--storage", str(tmp_path), flag, "0"], capsys)
+    assert f"{flag} must be at least 1" in err
+    assert not any(tmp_path.iterdir())  # a refused sweep leaves nothing behind
+
+
+def test_unknown_study_row_as_config_is_named(capsys):
+    err = refused(["--task", "mnist", "--config", "mnist/9.9/9"], capsys)
+    assert "mnist/9.9/9" in err and "mnist/1.2/2" in err
+
+
+def test_config_file_that_is_not_an_object_is_named(tmp_path, capsys):
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]")
+    err = refused(["--task", "mnist", "--config", str(path)], capsys)
+    assert "list.json" in err and "JSON object" in err

@@ -118,8 +118,8 @@ def test_mnist_explicit_data_dir_needs_npz(tmp_path: Path) -> None:
     ("kwargs", "match"),
     [
         ({"subset": 20_001}, "subset 20001 exceeds"),
-        ({"subset": 0}, "subset must be a positive integer"),
-        ({"seed": -1}, "seed must be"),
+        ({"subset": 0}, "--subset must be a positive integer"),
+        ({"seed": -1}, "--seed must be"),
         ({"resize": (32, 32)}, "resize applies to the text task only"),
     ],
 )
@@ -218,7 +218,7 @@ def test_patches_are_aligned_windows(docs: Path) -> None:
 
 
 def test_patch_larger_than_a_page_is_rejected(data_dir: Path) -> None:
-    with pytest.raises(DataError, match="patch_size 300 exceeds"):
+    with pytest.raises(DataError, match="--patch-size 300 exceeds"):
         load_task("text", data_dir=data_dir, patch_size=300)
 
 

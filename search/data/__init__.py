@@ -52,12 +52,12 @@ def load_task(
     loader = LOADERS.get(task)
     if loader is None:
         raise DataError(f"unknown task {task!r}: expected one of {', '.join(LOADERS)}")
-    _positive(subset, "subset")
-    _positive(val_subset, "val_subset")
-    _positive(patch_size, "patch_size")
-    _positive(patches_per_page, "patches_per_page", optional=False)
+    _positive(subset, "--subset")
+    _positive(val_subset, "--val-subset")
+    _positive(patch_size, "--patch-size")
+    _positive(patches_per_page, "--patches-per-page", optional=False)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise DataError(f"seed must be an integer >= 0, got {seed!r}")
+        raise DataError(f"--seed must be an integer >= 0, got {seed!r}")
     options = LoadOptions(
         data_dir=Path(data_dir) if data_dir is not None else None,
         subset=subset,
@@ -71,8 +71,8 @@ def load_task(
     if patch_size is not None:
         smallest = min(min(x.shape[1:3]) for x, _ in split.train)
         if patch_size > smallest:
-            raise DataError(f"patch_size {patch_size} exceeds the smallest training image side "
-                            f"({smallest} pixels)")
+            raise DataError(f"--patch-size {patch_size} exceeds the smallest training image "
+                            f"side ({smallest} pixels)")
     return TaskData(
         task=task,
         train=split.train,

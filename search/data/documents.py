@@ -3,7 +3,8 @@
 Reads `train/` and `train_cleaned/` from a data dir (or its `dirty-documents/` subfolder), each
 as a folder of PNGs or as the competition's zip (`train.zip`, whose members may sit in a folder).
 Pages keep their native size (540 wide, 420 or 258 high) unless `resize` is given. Decoded pages
-are cached on disk, outside the (read-only) data dir, because every Ray worker loads them.
+are cached on disk, outside the (read-only) data dir, so that repeated runs (and sweeps that
+are resumed) decode them once; within a sweep only the driver loads them.
 """
 
 from __future__ import annotations
