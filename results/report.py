@@ -27,7 +27,13 @@ from results.leaderboard import (
     write_leaderboard,
 )
 from results.render import write_csv, write_markdown
-from results.sweepdir import check_sweep_dir, read_reconstructions, read_sweep_meta
+from results.sweepdir import (
+    ResultsError,
+    check_sweep_dir,
+    read_reconstructions,
+    read_sweep_meta,
+    trial_dirs,
+)
 from results.tables import (
     comparison_table,
     discoveries,
@@ -191,6 +197,15 @@ def generate(sweep_dirs: Sequence[str | Path], out: str | Path | None = None,
     dirs = list(dict.fromkeys(check_sweep_dir(d) for d in sweep_dirs))
     if not dirs:
         raise ValueError("generate needs at least one sweep directory")
+    for d in dirs:
+        if not trial_dirs(d) and (d / C.LEADERBOARD_FILE).is_file():
+            # A sweep with URI storage keeps its trials in the bucket: rebuilding from the
+            # status file alone would blank the live leaderboard, so nothing is written.
+            raise ResultsError(
+                f"{d} holds no trial directories, only the sweep's own files (its --storage "
+                f"was elsewhere, e.g. s3://...): sync the Ray experiment into {d} to rebuild "
+                f"from files; {d / C.LEADERBOARD_FILE} is left as the sweep wrote it"
+            )
     loaded = {d: load_trials(d) for d in dirs}
     tasks = {d: sweep_task(d, trials) for d, trials in loaded.items()}
     written, lines = [], []

@@ -167,3 +167,18 @@ def test_bad_reconstructions_file_is_named(tmp_path: Path) -> None:
     np.savez(path, images=np.zeros((2, 4, 4, 1)))
     with pytest.raises(ResultsError, match="reconstructions.npz: expected arrays"):
         read_reconstructions(path)
+
+
+def test_cli_leaves_the_live_leaderboard_of_a_uri_sweep_alone(tmp_path: Path) -> None:
+    """With --storage s3://..., the local sweep dir has the sweep's own files, no trial dirs."""
+    sweep = tmp_path / "remote"
+    sweep.mkdir()
+    (sweep / C.SWEEP_FILE).write_text('{"task": "mnist", "storage": "s3://bucket/sweeps"}')
+    (sweep / C.STATUS_FILE).write_text('{"abcde_00000": "TERMINATED"}')
+    live = "rank,trial_id,val_mse\n1,abcde_00000,0.01\n"
+    (sweep / C.LEADERBOARD_FILE).write_text(live)
+    done = subprocess.run([sys.executable, "-m", "results", str(sweep)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "no trial directories" in done.stderr and str(sweep) in done.stderr
+    assert (sweep / C.LEADERBOARD_FILE).read_text() == live
