@@ -25,13 +25,19 @@ import pandas as pd
 import pytest
 import ray
 import yaml
+from local_host import (
+    cmdline,
+    descendants,
+    keygen,
+    process_table,
+    restored,
+    ssh_server,
+    terminate,
+)
 from ray._common.utils import get_ray_address_file
 from ray.autoscaler._private.local.config import get_lock_path, get_state_path
 from ray.cluster_utils import Cluster
 
-from local_host import (
-    cmdline, descendants, keygen, process_table, restored, ssh_server, terminate,
-)
 from search import constants as C
 
 REPO = Path(__file__).resolve().parent.parent
@@ -180,8 +186,8 @@ class Launcher:
         ours = head_processes()
         if not wait_for_no_other_ray(ours, timeout=300):
             terminate(ours)
-            pytest.fail(f"another Ray instance started on this host during the test; stopped "
-                        f"this test's head by pid instead of `ray down` (which would end it)")
+            pytest.fail("another Ray instance started on this host during the test; stopped "
+                        "this test's head by pid instead of `ray down` (which would end it)")
         down = self("down", "-y", str(self.config_file))
         if down.returncode != 0 or head_processes():
             terminate(head_processes())
