@@ -22,6 +22,7 @@ from PIL import Image
 
 from search.data import DataError, load_pages
 from search.data.documents import page_sort_key
+from search.trial import squared_error
 
 Page = tuple[str, np.ndarray]  # (file name, float32 HxW in [0, 1])
 SUBMISSION_COLUMNS = ("id", "value")
@@ -99,9 +100,8 @@ def rmse(predicted: Sequence[np.ndarray], targets: Sequence[np.ndarray]) -> floa
     for index, (p, t) in enumerate(zip(predicted, targets, strict=True)):
         if p.shape != t.shape:
             raise ValueError(f"page {index}: prediction {p.shape} and target {t.shape} differ")
-        diff = p.astype(np.float64) - t.astype(np.float64)
-        squared += float(np.sum(diff * diff))
-        count += diff.size
+        squared += squared_error(p, t)
+        count += p.size
     return float(np.sqrt(squared / count))
 
 

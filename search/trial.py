@@ -46,13 +46,19 @@ def configure_backend(cpus: float | None = None) -> None:
         pass  # runtime already initialized in this worker process
 
 
+def squared_error(pred: np.ndarray, target: np.ndarray) -> float:
+    """Summed squared error over every pixel (float64): the numerator of MSE and RMSE."""
+    diff = pred.astype(np.float64) - target.astype(np.float64)
+    return float(np.sum(diff * diff))
+
+
 def pixel_losses(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """Summed per-pixel errors, so that pages of different sizes weigh by their pixels."""
     p = pred.astype(np.float64)
     t = target.astype(np.float64)
     pc = np.clip(p, _EPS, 1 - _EPS)
     return {
-        "mse": float(np.sum((p - t) ** 2)),
+        "mse": squared_error(p, t),
         "mae": float(np.sum(np.abs(p - t))),
         "bce": float(-np.sum(t * np.log(pc) + (1 - t) * np.log(1 - pc))),
         "pixels": float(t.size),

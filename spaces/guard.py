@@ -102,9 +102,9 @@ def footprint(config: ModelConfig, input_shape: tuple[int, int]) -> Footprint:
 
 
 def _violations(
-    config: ModelConfig, input_shape: tuple[int, int], max_params: int, max_activation_mb: float
+    config: ModelConfig, size: Footprint, input_shape: tuple[int, int], max_params: int,
+    max_activation_mb: float,
 ) -> list[str]:
-    size = footprint(config, input_shape)
     over = []
     if size.params > max_params:
         over.append(
@@ -129,7 +129,8 @@ def fits(
     max_activation_mb: float,
 ) -> bool:
     """Whether `config` is within both limits (what `check` would accept)."""
-    return not _violations(config, input_shape, max_params, max_activation_mb)
+    size = footprint(config, input_shape)
+    return not _violations(config, size, input_shape, max_params, max_activation_mb)
 
 
 def check(
@@ -140,7 +141,8 @@ def check(
     max_activation_mb: float,
 ) -> Footprint:
     """The footprint of `config`, or ResourceLimitError naming the flag that would allow it."""
-    over = _violations(config, input_shape, max_params, max_activation_mb)
+    size = footprint(config, input_shape)
+    over = _violations(config, size, input_shape, max_params, max_activation_mb)
     if over:
         raise ResourceLimitError(f"model {describe(config)} is too big: {'; '.join(over)}")
-    return footprint(config, input_shape)
+    return size
