@@ -113,6 +113,7 @@ def _fail(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from search.data import DataError
+    from search.export import ExportError
     from spaces.config import ConfigError
 
     try:
@@ -125,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         return launch_sweep(args)
     except (ConfigError, DataError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 2
 
 

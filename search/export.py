@@ -16,6 +16,10 @@ from search.trial import Trial, reconstructions
 from spaces.config import ModelConfig
 
 
+class ExportError(Exception):
+    """best/ could not be written; the sweep's results and checkpoints are intact."""
+
+
 def write_best(checkpoint: Path, model: Any, data: TaskData, metrics: dict[str, Any],
                best_dir: Path, *, trial_id: str | None = None) -> Path:
     """Copy a trial checkpoint (model, config, notation) and add metrics and reconstructions.

@@ -114,7 +114,7 @@ def launch_sweep(args: argparse.Namespace) -> int:
 def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
                 seed: int = 0) -> None:
     """Write best/ from the best trial's last checkpoint, or retrain its config on all pages."""
-    from search.export import refit_best, write_best
+    from search.export import ExportError, refit_best, write_best
     from search.models import load_model
 
     errors = sum(r.error is not None for r in results)
@@ -133,9 +133,16 @@ def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
         target = refit_best(config, data, m, experiment_dir / C.BEST_DIR, seed=seed)
     else:
         with best.checkpoint.as_directory() as checkpoint:
-            model = load_model(Path(checkpoint) / C.MODEL_FILE)
-            target = write_best(Path(checkpoint), model, data, m, experiment_dir / C.BEST_DIR,
-                                trial_id=m.get(C.TRIAL_ID))
+            try:
+                model = load_model(Path(checkpoint) / C.MODEL_FILE)
+                target = write_best(Path(checkpoint), model, data, m,
+                                    experiment_dir / C.BEST_DIR, trial_id=m.get(C.TRIAL_ID))
+            except Exception as exc:  # noqa: BLE001 - the sweep is done; say where its best is
+                raise ExportError(
+                    f"could not write {experiment_dir / C.BEST_DIR} ({type(exc).__name__}: "
+                    f"{exc}); the leaderboard and checkpoints are intact, and the best trial's "
+                    f"checkpoint is {best.checkpoint.path}"
+                ) from exc
     print(f"best: {m.get(C.NOTATION)}  val_mse {m[C.VAL_MSE]:.5f}  val_rmse {m[C.VAL_RMSE]:.5f}  "
           f"params {m.get(C.PARAMS, 0):,}  ({len(results)} trials, {errors} failed)")
     print(f"leaderboard: {experiment_dir / C.LEADERBOARD_FILE}")
