@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import time
+import subprocess
+import sys
 
-import optuna
 import pytest
 from model_sizes import keras_sizes
 
@@ -130,16 +130,17 @@ def test_best_model_has_the_studys_parameter_count():
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_define_by_run_is_fast(task):
-    """Ray warns past a second per call; 200 calls must take well under that in all."""
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    space = get_space("full", task)
-    points = []
-    for _ in range(200):
-        trial = study.ask()
-        space(trial)
-        points.append(trial.params)
-    start = time.perf_counter()
-    for params in points:
-        space(optuna.trial.FixedTrial(params))
-    assert time.perf_counter() - start < 1.0
+def test_define_by_run_does_no_real_work(task):
+    """Ray runs the space on the driver for every trial: it must only do arithmetic, never
+    build a model (its speed is measured in bench/bench_space.py, not asserted here)."""
+    script = (
+        "import sys, optuna, spaces\n"
+        f"space = spaces.get_space('full', {task!r})\n"
+        "study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))\n"
+        "for _ in range(200):\n"
+        "    trial = study.ask(); space(trial); study.tell(trial, 0.0)\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'ray') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
