@@ -23,6 +23,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 import spaces
 from results.render import atomic_write_text
+from results.sweepdir import read_status
 from search import constants as C
 from search.data import TaskData
 from search.progress import SweepCallback
@@ -247,8 +248,7 @@ def _expected_trials(settings: SweepSettings) -> int:
 def _all_trials_ended(settings: SweepSettings) -> bool:
     """True when every trial of the sweep ended (finished or failed) rather than being
     interrupted (Ctrl-C makes `Tuner.fit` return normally with trials left unfinished)."""
-    path = settings.experiment_dir / C.STATUS_FILE
-    statuses = json.loads(path.read_text()) if path.is_file() else {}
+    statuses = read_status(settings.experiment_dir)
     ended = sum(status in (C.TERMINATED, C.ERROR) for status in statuses.values())
     return ended == len(statuses) and ended >= _expected_trials(settings)
 
