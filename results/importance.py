@@ -23,10 +23,9 @@ from optuna.distributions import (
 from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 
 from results.leaderboard import ints_of
-from search import constants as C
+from spaces import constants as C
 from spaces.notation import parse_dropout, parse_pool
 
-FINISHED = frozenset({C.TERMINATED, C.STOPPED})
 MIN_TRIALS = 8  # below this, top-quantile densities rest on one or two trials
 TOP_TRIALS = 5  # PED-ANOVA's docs advise at least 5 trials above the target quantile
 COLUMNS = ["param", "importance"]
@@ -83,7 +82,7 @@ def param_importances(board: pd.DataFrame) -> pd.DataFrame:
     Uses the finished trials with a val_mse. With too few of them, or nothing varied, the
     frame is empty and `frame.attrs["reason"]` says why.
     """
-    done = board[board["status"].isin(FINISHED) & board[C.VAL_MSE].notna()]
+    done = board[board["status"].isin(C.FINISHED) & board[C.VAL_MSE].notna()]
     done = done[done[C.VAL_MSE].map(math.isfinite)]
     if len(done) < MIN_TRIALS:
         return _empty(

@@ -26,14 +26,18 @@ from results.sweepdir import (
     trial_dirs,
     trial_id_of,
 )
-from search import constants as C
+from spaces import constants as C
 from spaces import report
 from spaces.config import ConfigError, ModelConfig
 from spaces.notation import describe, format_dropout, format_pool
 
-COLUMNS = list(C.LEADERBOARD_COLUMNS)
-FAILED = frozenset({C.ERROR})
-ACTIVE = frozenset({C.RUNNING, C.PENDING, C.PAUSED})
+LEADERBOARD_COLUMNS = (
+    "rank", C.TRIAL_ID, "status", "task", "family", "notation", "conv_layers", "filters",
+    "kernel", "pool_upsample", "dropout", "batchnorm", "dense_widths", "loss", "lr",
+    "batch_size", "epochs", C.PARAMS, C.TRAIN_LOSS, C.VAL_LOSS, C.TRAIN_MSE, C.VAL_MSE,
+    C.VAL_RMSE, C.SECONDS, C.NODE, "report_model", "report_val",
+)
+COLUMNS = list(LEADERBOARD_COLUMNS)
 CURVE_METRICS = (*C.METRICS, C.PARAMS, C.EPOCH_SECONDS, C.SECONDS, C.NODE)
 _INT_COLUMNS = ("conv_layers", "kernel", "batchnorm", "batch_size", "epochs", C.PARAMS)
 
@@ -93,10 +97,10 @@ def _infer_status(
 ) -> str:
     """A status from the files alone, for sweeps that left no trial_status.json entry."""
     if error is not None:
-        return C.ERROR
+        return C.Status.ERROR
     if rows and (rows[-1].get("done") or (_epoch_of(rows[-1]) or len(rows)) >= target_epochs):
-        return C.TERMINATED
-    return C.STOPPED if finished else C.RUNNING
+        return C.Status.TERMINATED
+    return C.Status.STOPPED if finished else C.Status.RUNNING
 
 
 def trial_record(
@@ -175,7 +179,7 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
     """Best first by val_mse; failed and unreported trials last; ranks 1..n."""
     key = pd.DataFrame(
         {
-            "failed": frame["status"].isin(FAILED) | frame[C.VAL_MSE].isna(),
+            "failed": frame["status"].isin(C.FAILED) | frame[C.VAL_MSE].isna(),
             "val": frame[C.VAL_MSE],
             "params": frame[C.PARAMS],
             "trial": frame[C.TRIAL_ID].astype(str),
@@ -189,7 +193,7 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def leaderboard(trials: pd.DataFrame) -> pd.DataFrame:
-    """`load_trials` rows ranked, in exactly `constants.LEADERBOARD_COLUMNS`."""
+    """`load_trials` rows ranked, in exactly `LEADERBOARD_COLUMNS`."""
     if trials.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
     return _ordered(trials)[COLUMNS]
@@ -197,7 +201,7 @@ def leaderboard(trials: pd.DataFrame) -> pd.DataFrame:
 
 def succeeded(board: pd.DataFrame) -> pd.DataFrame:
     """Rows with a val_mse from trials that did not fail: what can be compared and plotted."""
-    return board[board[C.VAL_MSE].notna() & ~board["status"].isin(FAILED)]
+    return board[board[C.VAL_MSE].notna() & ~board["status"].isin(C.FAILED)]
 
 
 def write_leaderboard(board: pd.DataFrame, path: str | Path) -> Path:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from search import constants as C
+from spaces import constants as C
 
 
 def pareto_front(df: pd.DataFrame, x: str = C.PARAMS, y: str = C.VAL_MSE) -> pd.DataFrame:

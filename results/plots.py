@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 
 from results.leaderboard import best_so_far, succeeded
 from results.pareto import pareto_front
-from search import constants as C
+from spaces import constants as C
 
 Triple = tuple[np.ndarray, np.ndarray, np.ndarray]
 MAX_SAMPLES = 8

@@ -15,8 +15,6 @@ import pandas as pd
 from results import plots
 from results.importance import param_importances
 from results.leaderboard import (
-    ACTIVE,
-    FAILED,
     curves,
     leaderboard,
     load_trials,
@@ -42,10 +40,11 @@ from results.tables import (
     study_row,
     study_table,
 )
-from search import constants as C
+from spaces import constants as C
 
 MERGED_LEADERBOARD_FILE = "leaderboard-merged.csv"
-STATUS_ORDER = (C.TERMINATED, C.STOPPED, C.RUNNING, C.PENDING, C.PAUSED, C.ERROR)
+STATUS_ORDER = (C.Status.TERMINATED, C.Status.STOPPED, C.Status.RUNNING, C.Status.PENDING,
+                C.Status.PAUSED, C.Status.ERROR)
 MAX_ERRORS_SHOWN = 3
 
 
@@ -70,7 +69,7 @@ def _sweep_lines(sweep_dir: Path, trials: pd.DataFrame, task: str | None) -> lis
     """Trial counts by status, plainly saying whether the sweep still runs or trials failed."""
     lines = [f"{sweep_dir} (task {task or 'unknown'}): {len(trials)} trial(s): "
              f"{_status_counts(trials) or 'none yet'}"]
-    active = int(trials["status"].isin(ACTIVE).sum())
+    active = int(trials["status"].isin(C.ACTIVE).sum())
     finished = read_sweep_meta(sweep_dir).get("finished")
     if active:
         lines.append(f"  The sweep is still running ({active} trial(s) running, pending or "
@@ -78,7 +77,7 @@ def _sweep_lines(sweep_dir: Path, trials: pd.DataFrame, task: str | None) -> lis
     elif finished is False:
         lines.append(f"  The sweep has not finished ({C.SWEEP_FILE} says so): these results "
                      f"are partial.")
-    failed = trials[trials["status"].isin(FAILED)]
+    failed = trials[trials["status"].isin(C.FAILED)]
     if len(failed):
         lines.append(f"  {len(failed)} trial(s) failed (ERROR):")
         for _, row in failed.head(MAX_ERRORS_SHOWN).iterrows():
@@ -169,7 +168,7 @@ def write_tables(board: pd.DataFrame, task: str | None, directory: Path,
 def _without_failed(curve: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
     """The epochs of trials that did not fail (their epochs still count in cum_epochs)."""
     keys = [k for k in ("sweep", C.TRIAL_ID) if k in curve and k in board]
-    failed = board.loc[board["status"].isin(FAILED), keys]
+    failed = board.loc[board["status"].isin(C.FAILED), keys]
     drop = pd.MultiIndex.from_frame(curve[keys]).isin(pd.MultiIndex.from_frame(failed))
     return curve[~drop]
 

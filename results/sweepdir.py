@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from search import constants as C
+from spaces import constants as C
 
 # Ray names a trial directory `<trainable>_<trial_id>_<tag>_<date>`, trial ids being
 # `<5 hex>_<5 digits>`; used only for trials that have reported nothing yet.

@@ -11,7 +11,7 @@ import pandas as pd
 
 from results.leaderboard import ints_of, succeeded
 from results.sweepdir import ResultsError
-from search import constants as C
+from spaces import constants as C
 from spaces import report
 from spaces.config import FAMILIES, ModelConfig
 from spaces.notation import format_layers

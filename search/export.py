@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from search import constants as C
+from spaces import constants as C
 from search.data import TaskData
 from search.trial import Trial, reconstructions
 from spaces.config import ModelConfig

@@ -7,7 +7,7 @@ import math
 import os
 from pathlib import Path
 
-from search import constants as C
+from spaces import constants as C
 from search.single import guard_limits, guard_shape, load_data
 from spaces.config import ModelConfig
 

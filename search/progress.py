@@ -17,13 +17,13 @@ from ray import tune
 from results.leaderboard import leaderboard, trials_frame, write_leaderboard
 from results.leaderboard import trial_record as record_from
 from results.render import atomic_write_text
-from search import constants as C
+from spaces import constants as C
 
 
 def trial_record(trial: Any, meta: dict[str, Any], status: str) -> dict[str, Any]:
     """One live Ray trial as a `results.leaderboard` row (the same row the files give later)."""
     rows = [trial.last_result] if C.EPOCH in (trial.last_result or {}) else []
-    error = "failed" if status == C.ERROR else None
+    error = "failed" if status == C.Status.ERROR else None
     return record_from(trial.config, rows, trial_id=trial.trial_id, status=status,
                        error=error, meta=meta)
 
@@ -64,7 +64,7 @@ class SweepCallback(tune.Callback):
         if trial.trial_id in self._printed:
             return
         self._printed.add(trial.trial_id)
-        done = sum(t.status in (C.TERMINATED, C.ERROR) or t is trial for t in trials)
+        done = sum(t.status in C.ENDED or t is trial for t in trials)
         r = trial.last_result or {}
         if how == "failed":
             line = f"trial {trial.trial_id} failed after {r.get(C.EPOCH, 0)} epochs"
@@ -84,10 +84,10 @@ class SweepCallback(tune.Callback):
         self._update(trials)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._announce(trials, trial, self._update(trials, trial, C.TERMINATED), "done")
+        self._announce(trials, trial, self._update(trials, trial, C.Status.TERMINATED), "done")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._announce(trials, trial, self._update(trials, trial, C.ERROR), "failed")
+        self._announce(trials, trial, self._update(trials, trial, C.Status.ERROR), "failed")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._update(trials)

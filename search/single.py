@@ -7,7 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from search import constants as C
+from spaces import constants as C
 from search.data import load_task
 from spaces import report, task_bounds
 from spaces.config import ModelConfig

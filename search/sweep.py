@@ -24,7 +24,7 @@ from ray.tune.search.optuna import OptunaSearch
 import spaces
 from results.render import atomic_write_text
 from results.sweepdir import read_status
-from search import constants as C
+from spaces import constants as C
 from search.data import TaskData
 from search.progress import SweepCallback
 from search.trainable import train_autoencoder
@@ -249,7 +249,7 @@ def _all_trials_ended(settings: SweepSettings) -> bool:
     """True when every trial of the sweep ended (finished or failed) rather than being
     interrupted (Ctrl-C makes `Tuner.fit` return normally with trials left unfinished)."""
     statuses = read_status(settings.experiment_dir)
-    ended = sum(status in (C.TERMINATED, C.ERROR) for status in statuses.values())
+    ended = sum(status in C.ENDED for status in statuses.values())
     return ended == len(statuses) and ended >= _expected_trials(settings)
 
 

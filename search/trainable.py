@@ -12,7 +12,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from search import constants as C
+from spaces import constants as C
 from search.data import TaskData
 from search.trial import Trial, configure_backend
 from spaces.config import ModelConfig

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from search import constants as C
+from spaces import constants as C
 from search.data import TaskData
 from spaces.config import ModelConfig
 from spaces.notation import describe

@@ -47,7 +47,7 @@ from spaces.axes import (
 )
 from spaces.config import ModelConfig
 from spaces.guard import check, fits
-from spaces.keys import MODEL_KEY
+from spaces.constants import MODEL_KEY
 
 
 class SuggestTrial(Protocol):

@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Any
 
 from spaces.config import TASKS, ModelConfig
-from spaces.keys import MODEL_KEY, REPORT_KEY
+from spaces.constants import MODEL_KEY, REPORT_KEY
 from spaces.notation import parse_row
 
 ROWS_FILE = "study_rows.csv"

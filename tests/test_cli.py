@@ -14,7 +14,7 @@ import pytest
 
 import search
 import search.launch
-from search import constants as C
+from spaces import constants as C
 from search.cli import main
 
 

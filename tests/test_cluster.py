@@ -38,7 +38,7 @@ from ray._common.utils import get_ray_address_file
 from ray.autoscaler._private.local.config import get_lock_path, get_state_path
 from ray.cluster_utils import Cluster
 
-from search import constants as C
+from spaces import constants as C
 
 REPO = Path(__file__).resolve().parent.parent
 RUN = REPO / "search" / "run.py"
@@ -95,7 +95,7 @@ def test_sweep_spreads_trials_over_the_nodes_of_a_cluster(two_nodes, tmp_path, d
     assert proc.returncode == 0, tail(proc.stdout + proc.stderr)
     board = finished_board(tmp_path / "two-nodes")
     assert len(board) == 4
-    assert (board["status"] == C.TERMINATED).all(), board[["trial_id", "status"]]
+    assert (board["status"] == C.Status.TERMINATED).all(), board[["trial_id", "status"]]
     assert set(board[C.NODE]) == nodes  # trials ran on both nodes, and only on them
     assert not ray.is_initialized()
 
@@ -239,6 +239,6 @@ def test_ray_submit_runs_a_sweep_on_a_local_provider_cluster(tmp_path, data_dir)
 
     board = finished_board(storage / "submitted")
     assert len(board) == 2
-    assert (board["status"] == C.TERMINATED).all(), board[["trial_id", "status"]]
+    assert (board["status"] == C.Status.TERMINATED).all(), board[["trial_id", "status"]]
     assert board[C.NODE].nunique() == 1  # the head, the cluster's only node
     assert not head_processes(), "the head outlived `ray down`"

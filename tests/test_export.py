@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from search import constants as C
+from spaces import constants as C
 from search.cli import main
 from search.data import load_task
 from search.export import refit_best

@@ -9,8 +9,8 @@ import sys
 import pytest
 from model_sizes import keras_sizes
 
-from search import constants
-from spaces import get_space, keys, task_bounds
+from spaces import constants as C
+from spaces import get_space, task_bounds
 from spaces.config import TASKS, ModelConfig
 from spaces.guard import ResourceLimitError, check, footprint
 from spaces.notation import format_row, parse_row
@@ -20,11 +20,6 @@ from spaces.report import architecture, match, report_space, row, study_rows
 REFUSED = {"mnist/1.3/5", "mnist-denoise/2.3/5", "text/3.2/1", "text/3.2/2", "text/3.2/3",
            "text/3.2/4"}
 ROWS = study_rows()
-
-
-def test_keys_equal_search_constants():
-    assert keys.MODEL_KEY == constants.MODEL_KEY
-    assert keys.REPORT_KEY == constants.REPORT_KEY
 
 
 def test_rows_are_the_studys_tables():
@@ -97,10 +92,10 @@ def test_match_finds_each_row_by_architecture_alone():
 def test_report_space_replays_every_row(task):
     points = get_space("report", task)
     assert points == report_space(task)
-    assert [p[constants.REPORT_KEY] for p in points] == [r.id for r in study_rows(task)]
+    assert [p[C.REPORT_KEY] for p in points] == [r.id for r in study_rows(task)]
     for point in points:
-        config = ModelConfig.from_dict(point[constants.MODEL_KEY])
-        assert config == row(point[constants.REPORT_KEY]).config
+        config = ModelConfig.from_dict(point[C.MODEL_KEY])
+        assert config == row(point[C.REPORT_KEY]).config
 
 
 @pytest.mark.parametrize("study_row", ROWS, ids=lambda r: r.id)

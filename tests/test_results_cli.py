@@ -20,11 +20,11 @@ from sweep_files import (
 
 from results import ResultsError, curves, load_trials
 from results.__main__ import main
-from results.leaderboard import leaderboard
+from results.leaderboard import LEADERBOARD_COLUMNS, leaderboard
 from results.plots import learning_curves, reconstruction_sheet, search_progress, size_vs_quality
 from results.report import MERGED_LEADERBOARD_FILE
 from results.sweepdir import read_reconstructions
-from search import constants as C
+from spaces import constants as C
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -55,7 +55,7 @@ def test_cli_on_a_running_partly_failed_sweep(tmp_path: Path) -> None:
     assert "Our replay of it: rank 3" in out
 
     board = pd.read_csv(sweep / C.LEADERBOARD_FILE)
-    assert list(board.columns) == list(C.LEADERBOARD_COLUMNS)
+    assert list(board.columns) == list(LEADERBOARD_COLUMNS)
     assert board[C.TRIAL_ID].iloc[0] == "abcde_00001"
     tables = sweep / C.TABLES_DIR
     for stem in ("comparison-conv", "comparison-dense", "discoveries", "importance", "study"):
@@ -110,7 +110,7 @@ def test_cli_merges_sweeps_of_one_task(tmp_path: Path, capsys: pytest.CaptureFix
     out_dir = tmp_path / "merged"
     assert main([str(first), str(second), "--out", str(out_dir)]) == 0
     merged = pd.read_csv(out_dir / MERGED_LEADERBOARD_FILE)
-    assert list(merged.columns) == [*C.LEADERBOARD_COLUMNS, "sweep"]
+    assert list(merged.columns) == [*LEADERBOARD_COLUMNS, "sweep"]
     assert merged[[C.TRIAL_ID, "sweep"]].iloc[0].tolist() == ["bbbbb_00000", "second"]
     assert (first / C.LEADERBOARD_FILE).is_file() and (second / C.LEADERBOARD_FILE).is_file()
     assert "1 of our 5 trial(s) beat it, so it would rank 2" in capsys.readouterr().out

@@ -20,8 +20,8 @@ from sweep_files import (
 )
 
 from results import ResultsError, curves, load_trials, merge, write_leaderboard
-from results.leaderboard import best_so_far, leaderboard
-from search import constants as C
+from results.leaderboard import LEADERBOARD_COLUMNS, best_so_far, leaderboard
+from spaces import constants as C
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def by_id(frame: pd.DataFrame) -> pd.DataFrame:
 
 def test_leaderboard_columns_order_and_ranks(text_sweep: Path) -> None:
     board = leaderboard(load_trials(text_sweep))
-    assert list(board.columns) == list(C.LEADERBOARD_COLUMNS)
+    assert list(board.columns) == list(LEADERBOARD_COLUMNS)
     # Best val_mse first; the failed trial (whose last val_mse is the lowest of all) and the
     # trials with nothing reported come last.
     assert list(board[C.TRIAL_ID]) == [
@@ -46,7 +46,7 @@ def test_leaderboard_columns_order_and_ranks(text_sweep: Path) -> None:
     ]
     assert list(board["rank"]) == list(range(1, 8))
     assert list(board["status"]) == [
-        C.TERMINATED, C.RUNNING, C.TERMINATED, C.TERMINATED, C.ERROR, C.PENDING, C.RUNNING,
+        C.Status.TERMINATED, C.Status.RUNNING, C.Status.TERMINATED, C.Status.TERMINATED, C.Status.ERROR, C.Status.PENDING, C.Status.RUNNING,
     ]
 
 
@@ -58,7 +58,7 @@ def test_trial_rows_hold_the_last_epoch_and_the_study_notation(text_sweep: Path)
     assert dense["dense_widths"] == "64,226800" and dense["notation"] == "2L(64, 226800)"
     assert dense["filters"] == "" and pd.isna(dense["kernel"]) and dense["pool_upsample"] == ""
     new = rows.loc["abcde_00002"]
-    assert new["epochs"] == 2 and new[C.VAL_MSE] == 0.0025 and new["status"] == C.RUNNING
+    assert new["epochs"] == 2 and new[C.VAL_MSE] == 0.0025 and new["status"] == C.Status.RUNNING
     assert new["filters"] == "16,8,8,8,16" and new["kernel"] == 5
     assert new["pool_upsample"] == "1+1" and new["dropout"] == "1 (p=0.2)"
     assert new["notation"] == "5L,16,8,8F(5X5) pool 1+1 dropout 1 (p=0.2) bn 2"
@@ -79,7 +79,7 @@ def test_study_rows_named_or_matched(text_sweep: Path) -> None:
     assert pd.isna(rows.loc["abcde_00002", "report_val"])
 
 
-@pytest.mark.parametrize("finished, unfinished_status", [(True, C.STOPPED), (False, C.RUNNING)])
+@pytest.mark.parametrize("finished, unfinished_status", [(True, C.Status.STOPPED), (False, C.Status.RUNNING)])
 def test_status_inferred_without_status_file(
     tmp_path: Path, finished: bool, unfinished_status: str
 ) -> None:
@@ -91,8 +91,8 @@ def test_status_inferred_without_status_file(
     write_trial(sweep, "aaaaa_00003", TEXT_BEST, [0.01], error="RuntimeError: OOM")
     status = by_id(load_trials(sweep))["status"].to_dict()
     assert status == {
-        "aaaaa_00000": C.TERMINATED, "aaaaa_00001": C.TERMINATED,
-        "aaaaa_00002": unfinished_status, "aaaaa_00003": C.ERROR,
+        "aaaaa_00000": C.Status.TERMINATED, "aaaaa_00001": C.Status.TERMINATED,
+        "aaaaa_00002": unfinished_status, "aaaaa_00003": C.Status.ERROR,
     }
 
 
@@ -100,7 +100,7 @@ def test_epoch_budget_of_the_sweep_decides_termination(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     write_sweep(sweep, "text", finished=False, max_epochs=2)
     write_trial(sweep, "aaaaa_00000", TEXT_BEST, [0.01, 0.009])  # config says 3, sweep 2
-    assert load_trials(sweep)["status"].tolist() == [C.TERMINATED]
+    assert load_trials(sweep)["status"].tolist() == [C.Status.TERMINATED]
 
 
 def test_half_written_last_line_is_ignored_but_damage_elsewhere_is_not(tmp_path: Path) -> None:
@@ -166,11 +166,11 @@ def test_merge_ranks_across_sweeps_of_one_task(tmp_path: Path) -> None:
     write_sweep(second, "text", finished=True)
     write_trial(second, "bbbbb_00000", TEXT_NEW, [0.0022, 0.0011])
     board = merge([first, second])
-    assert list(board.columns) == [*C.LEADERBOARD_COLUMNS, "sweep"]
+    assert list(board.columns) == [*LEADERBOARD_COLUMNS, "sweep"]
     assert board[C.TRIAL_ID].tolist()[:3] == ["bbbbb_00000", "abcde_00001", "abcde_00002"]
     assert board["sweep"].tolist()[:2] == ["other", "text-sweep"]
     assert board["rank"].tolist() == list(range(1, len(board) + 1))
-    assert board["status"].iloc[-3:].tolist() == [C.ERROR, C.PENDING, C.RUNNING]
+    assert board["status"].iloc[-3:].tolist() == [C.Status.ERROR, C.Status.PENDING, C.Status.RUNNING]
 
 
 def test_merge_refuses_mixed_tasks(tmp_path: Path) -> None:
@@ -194,7 +194,7 @@ def test_write_leaderboard_is_atomic(
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by others, as a plain file
     again = pd.read_csv(path)
-    assert list(again.columns) == list(C.LEADERBOARD_COLUMNS)
+    assert list(again.columns) == list(LEADERBOARD_COLUMNS)
     assert again[C.TRIAL_ID].tolist() == board[C.TRIAL_ID].tolist()
 
     before = path.read_bytes()
@@ -213,16 +213,16 @@ def test_empty_sweep_gives_an_empty_leaderboard(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     write_sweep(sweep, "text", finished=False)
     board = leaderboard(load_trials(sweep))
-    assert board.empty and list(board.columns) == list(C.LEADERBOARD_COLUMNS)
+    assert board.empty and list(board.columns) == list(LEADERBOARD_COLUMNS)
     assert curves(sweep).empty
 
 
 def test_status_only_trials_get_rows(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     sweep.mkdir()
-    write_status(sweep, {"ccccc_00000": C.PENDING})
+    write_status(sweep, {"ccccc_00000": C.Status.PENDING})
     board = leaderboard(load_trials(sweep))
-    assert board[[C.TRIAL_ID, "status"]].values.tolist() == [["ccccc_00000", C.PENDING]]
+    assert board[[C.TRIAL_ID, "status"]].values.tolist() == [["ccccc_00000", C.Status.PENDING]]
 
 
 def test_results_imports_neither_tensorflow_nor_ray() -> None:

@@ -21,7 +21,7 @@ from results import (
 from results.leaderboard import leaderboard
 from results.render import markdown_table
 from results.tables import MSE, POOL, STUDY_MSE, marked_rows
-from search import constants as C
+from spaces import constants as C
 
 
 @pytest.fixture

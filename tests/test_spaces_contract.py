@@ -21,7 +21,7 @@ import optuna
 import pytest
 from model_sizes import keras_sizes
 
-from search.constants import MODEL_KEY
+from spaces.constants import MODEL_KEY
 from search.models import build_model
 from spaces import SPACES, TASKS, get_space, task_bounds, warm_start_points
 from spaces.axes import (

@@ -10,7 +10,7 @@ import pytest
 from ray.tune.search.optuna import OptunaSearch
 
 import spaces
-from search.constants import MODE, MODEL_KEY, OBJECTIVE
+from spaces.constants import MODE, MODEL_KEY, OBJECTIVE
 from spaces import SPACES, TASKS, get_space, task_bounds, warm_start_points
 from spaces import config as config_module
 from spaces.axes import count_from_level, level_for_count

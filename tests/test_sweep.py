@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search import constants as C
+from results.leaderboard import LEADERBOARD_COLUMNS
+from spaces import constants as C
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--subset", "300", "--val-subset", "200", "--address", "local", "--seed", "1"]
@@ -41,16 +42,16 @@ def test_grid_replays_study_rows_and_a_refused_row_fails_alone(tmp_path, data_di
                     "--storage", str(tmp_path), "--name", "grid", *SMALL], data_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lb = board(tmp_path / "grid")
-    assert list(lb.columns) == list(C.LEADERBOARD_COLUMNS)
+    assert list(lb.columns) == list(LEADERBOARD_COLUMNS)
     assert sorted(lb["report_model"]) == sorted(rows.split(","))
     assert lb["rank"].tolist() == [1, 2, 3]
-    done = lb[lb["status"] == C.TERMINATED]
+    done = lb[lb["status"] == C.Status.TERMINATED]
     assert sorted(done["report_model"]) == ["mnist/1.2/2", "mnist/1.2/3"]
     assert done["val_mse"].is_monotonic_increasing
     assert (done["notation"].str.startswith("6L,16F(3X3)")).all()
     assert (done["report_val"] > 0).all()
     refused = lb[lb["report_model"] == "mnist/1.3/5"].iloc[0]
-    assert refused["status"] == C.ERROR and refused["rank"] == 3
+    assert refused["status"] == C.Status.ERROR and refused["rank"] == 3
     assert "--max-params" in (proc.stdout + proc.stderr)
     best = tmp_path / "grid" / C.BEST_DIR
     assert (best / C.MODEL_FILE).is_file()
@@ -113,7 +114,7 @@ def test_resume_after_a_stop_finishes_every_trial_once(tmp_path, data_dir, stop)
         while time.monotonic() < deadline:
             status = sweep / C.STATUS_FILE
             if status.is_file() and list(json.loads(status.read_text()).values()).count(
-                    C.TERMINATED) >= 1:
+                    C.Status.TERMINATED) >= 1:
                 break
             if proc.poll() is not None:
                 pytest.fail("the sweep ended before it could be killed")
@@ -128,7 +129,7 @@ def test_resume_after_a_stop_finishes_every_trial_once(tmp_path, data_dir, stop)
             os.killpg(proc.pid, signal.SIGKILL)  # the group this test started, no more
             proc.wait()
     before = json.loads((sweep / C.STATUS_FILE).read_text())
-    finished_before = {t for t, s in before.items() if s == C.TERMINATED}
+    finished_before = {t for t, s in before.items() if s == C.Status.TERMINATED}
     assert len(finished_before) < 4
     assert json.loads((sweep / C.SWEEP_FILE).read_text())["finished"] is False
 
@@ -139,7 +140,7 @@ def test_resume_after_a_stop_finishes_every_trial_once(tmp_path, data_dir, stop)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     lb = board(sweep)
     assert len(lb) == 4 and lb["trial_id"].is_unique
-    assert (lb["status"] == C.TERMINATED).all() and (lb["epochs"] == 2).all()
+    assert (lb["status"] == C.Status.TERMINATED).all() and (lb["epochs"] == 2).all()
     results = list(sweep.glob(f"trial_*/{C.RESULT_FILE}"))
     assert len(results) == 4
     for result in results:
@@ -161,7 +162,7 @@ def test_text_sweep_on_patches_validates_whole_pages_and_refits(tmp_path, data_d
                     "--storage", str(tmp_path), "--name", "pages"], data_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lb = board(tmp_path / "pages")
-    assert (lb["status"] == C.TERMINATED).all() and len(lb) == 2
+    assert (lb["status"] == C.Status.TERMINATED).all() and len(lb) == 2
     assert set(lb["report_model"]) == {"text/3.1/2", "text/3.1/8"}
     assert (lb["val_rmse"] ** 2 - lb["val_mse"]).abs().max() < 1e-9
     best = tmp_path / "pages" / C.BEST_DIR

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from search import constants as C
+from spaces import constants as C
 from search.data import load_task
 from search.trial import Trial, evaluate, pixel_losses
 from spaces.config import ModelConfig

@@ -1,14 +1,20 @@
-"""Names shared by the trainer, the sweep and `results/`: metrics, files, columns.
+"""The vocabulary `spaces/`, `search/` and `results/` share: keys, metrics, files, statuses.
 
-Imports only the leaf package `spaces`, so `results/` (which must not load TensorFlow or Ray)
-can use it.
+In the leaf package and importing nothing, so that every other package can name the same
+things without importing each other (`results/` must not load TensorFlow or Ray).
 """
 
 from __future__ import annotations
 
-# A trial's Ray config keys (its ModelConfig, the study row it replays) are defined in the
-# leaf package, which produces them; re-exported here beside the other names.
-from spaces.keys import MODEL_KEY, REPORT_KEY  # noqa: F401
+from enum import StrEnum
+
+# The tasks, by name. `spaces.tasks` maps each to its bounds and full space; the names live here
+# so that `spaces.config`, which the task modules import, can validate them without a cycle.
+TASKS = ("mnist", "mnist-denoise", "text")
+
+# A trial's Ray config keys: its ModelConfig dict, and the study row id a replayed trial has.
+MODEL_KEY = "model"
+REPORT_KEY = "report_id"
 
 # Per-epoch metrics reported by every trial (tune.report keys and result.json fields).
 TRAIN_LOSS = "train_loss"
@@ -52,13 +58,23 @@ STATE_FILE = "state.json"
 # best/ only: inputs, outputs, targets (or inputs_0, outputs_0, ... one triple per page)
 RECONSTRUCTIONS_FILE = "reconstructions.npz"
 
-# Trial statuses as Ray names them, plus what results/ infers for files alone.
-TERMINATED, ERROR, RUNNING, PENDING, PAUSED = "TERMINATED", "ERROR", "RUNNING", "PENDING", "PAUSED"
-STOPPED = "STOPPED"  # inferred: the sweep finished before the trial reached its epochs
 
-LEADERBOARD_COLUMNS = (
-    "rank", "trial_id", "status", "task", "family", "notation", "conv_layers", "filters",
-    "kernel", "pool_upsample", "dropout", "batchnorm", "dense_widths", "loss", "lr",
-    "batch_size", "epochs", PARAMS, TRAIN_LOSS, VAL_LOSS, TRAIN_MSE, VAL_MSE, VAL_RMSE,
-    SECONDS, NODE, "report_model", "report_val",
-)
+class Status(StrEnum):
+    """A trial's status: Ray's names (values equal the names, as Ray spells them), plus what
+    `results/` infers from files alone. Members compare equal to Ray's plain strings."""
+
+    TERMINATED = "TERMINATED"
+    ERROR = "ERROR"
+    RUNNING = "RUNNING"
+    PENDING = "PENDING"
+    PAUSED = "PAUSED"
+    STOPPED = "STOPPED"  # inferred: the sweep finished before the trial reached its epochs
+
+
+# The statuses a trial never leaves. Ray's live trials are never STOPPED (only files are read
+# as STOPPED), so live code may use these sets too.
+FAILED = frozenset({Status.ERROR})
+FINISHED = frozenset({Status.TERMINATED, Status.STOPPED})  # ended without failing
+ENDED = FINISHED | FAILED
+# Statuses of a trial the sweep may still run.
+ACTIVE = frozenset({Status.RUNNING, Status.PENDING, Status.PAUSED})
