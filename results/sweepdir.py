@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from spaces import constants as C
+from spaces.errors import UserError
 
 # Ray names a trial directory `<trainable>_<trial_id>_<tag>_<date>`, trial ids being
 # `<5 hex>_<5 digits>`; used only for trials that have reported nothing yet.
 _RAY_TRIAL_ID = re.compile(r"(?:^|_)([0-9a-f]{5}_\d{5})(?:_|$)")
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError):
     """A path or file that is not what a sweep leaves; the message names it."""
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from spaces import TASKS
+from spaces.errors import UserError
 
 EPILOG = """\
 examples:
@@ -112,9 +113,7 @@ def _fail(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from search.data import DataError
     from search.export import ExportError
-    from spaces.config import ConfigError
 
     try:
         if args.config:
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         from search.launch import launch_sweep
 
         return launch_sweep(args)
-    except (ConfigError, DataError, ValueError, FileNotFoundError) as exc:
+    except UserError as exc:  # anything else is a bug or a library failure: its traceback shows
         _fail(str(exc))
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -81,11 +81,11 @@ def launch_sweep(args: argparse.Namespace) -> int:
 
     import ray
 
-    from search.sweep import prepare, run_sweep
+    from search.sweep import SweepError, prepare, run_sweep
 
     settings = prepare(settings_from(args), resume=args.resume)  # before Ray and the data
     if args.refit and args.task != "text":
-        raise ValueError("--refit retrains on the validation pages too; it is for --task text "
+        raise SweepError("--refit retrains on the validation pages too; it is for --task text "
                          "(MNIST validates on the official test split, which must stay unseen)")
     data = load_data(args)
     connect(args.address)

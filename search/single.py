@@ -10,7 +10,7 @@ from pathlib import Path
 from spaces import constants as C
 from search.data import load_task
 from spaces import report, task_bounds
-from spaces.config import ModelConfig
+from spaces.config import ConfigError, ModelConfig
 from spaces.guard import check
 from spaces.notation import parse_row
 
@@ -22,20 +22,20 @@ def resolve_config(args: argparse.Namespace) -> ModelConfig:
         try:
             config = report.row(text).config
         except KeyError as err:
-            raise ValueError(f"--config {text}: {err.args[0]}") from None
+            raise ConfigError(f"--config {text}: {err.args[0]}") from None
         if config.task != args.task:
-            raise ValueError(f"--config {text} is a {config.task} row, but --task is {args.task}")
+            raise ConfigError(f"--config {text} is a {config.task} row, but --task is {args.task}")
     elif text.endswith(".json"):
         path = Path(text)
         if not path.is_file():
-            raise FileNotFoundError(f"--config: no such file {path}")
+            raise ConfigError(f"--config: no such file {path}")
         try:
             data = json.loads(path.read_text())
             if not isinstance(data, dict):
-                raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+                raise ConfigError(f"expected a JSON object, got {type(data).__name__}")
             config = ModelConfig.from_dict({**data, "task": args.task})
         except (ValueError, TypeError) as exc:  # JSONDecodeError and ConfigError included
-            raise ValueError(f"--config {path}: {exc}") from None
+            raise ConfigError(f"--config {path}: {exc}") from None
     else:
         config = parse_row(text, args.pool, args.dropout, args.batchnorm, task=args.task)
     overrides = {

@@ -29,9 +29,10 @@ from search.data import TaskData
 from search.progress import SweepCallback
 from search.trainable import train_autoencoder
 from spaces import report as study
+from spaces.errors import UserError
 
 
-class SweepError(ValueError):
+class SweepError(UserError):
     """A sweep that cannot start as asked (bad flag combination, resume refused)."""
 
 

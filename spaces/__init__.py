@@ -36,7 +36,7 @@ SPACES: dict[str, Callable[[str], Any]] = {"report": report_space, "full": _full
 
 def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
     if value not in valid:
-        raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(valid)}")
+        raise ConfigError(f"unknown {name} {value!r}: expected one of {', '.join(valid)}")
 
 
 def get_space(space: str, task: str) -> Any:
@@ -69,7 +69,7 @@ def full_space(
         limited = dataclasses.replace(
             bounds, **{k: v for k, v in changes.items() if v is not None})
     except ConfigError as err:
-        raise ValueError(
+        raise ConfigError(
             f"--max-params {max_params} / --max-activation-mb {max_activation_mb} leave no "
             f"room for the {task} full space: {err}"
         ) from None

@@ -26,14 +26,17 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from spaces.errors import UserError
+
 FAMILIES = ("conv", "dense")
 LOSSES = ("mse", "bce", "mae")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 TASKS = ("mnist", "mnist-denoise", "text")
 
 
-class ConfigError(ValueError):
-    """A config that cannot describe a model (bad field, impossible layer layout)."""
+class ConfigError(UserError, ValueError):
+    """A config that cannot describe a model (bad field, impossible layer layout), or a task,
+    space or study row that does not exist. Also a ValueError: a bad field value is one."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 from spaces.config import ConfigError, ModelConfig, conv_layout, dense_layout
+from spaces.errors import UserError
 from spaces.notation import describe
 
 FLOAT_BYTES = 4
@@ -27,7 +28,7 @@ MB = 2**20
 _BATCHNORM_WEIGHTS = 4  # gamma, beta, moving mean, moving variance (all counted by Keras)
 
 
-class ResourceLimitError(ValueError):
+class ResourceLimitError(UserError):
     """A model over the guard's parameter or activation-memory limit."""
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from spaces.config import TASKS, ModelConfig
+from spaces.config import TASKS, ConfigError, ModelConfig
 from spaces.constants import MODEL_KEY, REPORT_KEY
 from spaces.notation import parse_row
 
@@ -101,7 +101,7 @@ def _all_rows() -> tuple[StudyRow, ...]:
 
 def _check_task(task: str) -> None:
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
+        raise ConfigError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
 
 
 def study_rows(task: str | None = None) -> list[StudyRow]:

@@ -14,8 +14,10 @@ import pytest
 
 import search
 import search.launch
+import search.single
 from spaces import constants as C
 from search.cli import main
+from search.data import DataError
 
 
 @pytest.fixture(autouse=True)
@@ -122,3 +124,28 @@ def test_config_file_that_is_not_an_object_is_named(tmp_path, capsys):
     path.write_text("[1, 2]")
     err = refused(["--task", "mnist", "--config", str(path)], capsys)
     assert "list.json" in err and "JSON object" in err
+
+
+@pytest.mark.parametrize(("argv", "module", "entry"), [
+    (["--task", "mnist", "--config", "6L,16F(3X3)"], search.single, "run_single"),
+    (["--task", "mnist"], search.launch, "launch_sweep"),
+])
+def test_a_failure_that_is_not_the_users_keeps_its_traceback(argv, module, entry, monkeypatch):
+    """A ValueError from TensorFlow, Ray or pandas mid-run is a bug or a library failure, not
+    bad input: it propagates (with its traceback) instead of becoming a one-line exit 2."""
+
+    def library_failure(args):
+        raise ValueError("deep inside a library")
+
+    monkeypatch.setattr(module, entry, library_failure)
+    with pytest.raises(ValueError, match="deep inside a library"):
+        main(argv)
+
+
+def test_user_errors_raised_mid_run_exit_2_on_one_line(monkeypatch, capsys):
+    def bad_data(args):
+        raise DataError("page 3.png is not a readable PNG image")
+
+    monkeypatch.setattr(search.single, "run_single", bad_data)
+    err = refused(["--task", "mnist", "--config", "6L,16F(3X3)"], capsys)
+    assert err == "error: page 3.png is not a readable PNG image\n"

@@ -10,6 +10,7 @@ from model_sizes import keras_sizes
 from spaces import TASKS, task_bounds
 from spaces.axes import TaskBounds
 from spaces.config import ConfigError, ModelConfig
+from spaces.errors import UserError
 from spaces.guard import ResourceLimitError, check, fits, footprint
 from spaces.notation import parse_row
 from spaces.report import row
@@ -45,7 +46,7 @@ def test_check_message_names_the_model_its_size_and_the_flag():
                        r"\(raise it with --max-params\); .* --max-activation-mb"):
         check(config, (420, 540), max_params=40_000, max_activation_mb=1024)
     assert not fits(config, (420, 540), max_params=10**6, max_activation_mb=1024)
-    assert issubclass(ResourceLimitError, ValueError)
+    assert issubclass(ResourceLimitError, UserError)
 
 
 def test_footprint_needs_one_fixed_size():

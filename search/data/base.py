@@ -14,13 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
+from spaces.errors import UserError
+
 DATA_DIR_ENV = "SEARCH_DATA_DIR"
 
 # (x, y) of images that share one size, NHWC float32 in [0, 1].
 Group = tuple[np.ndarray, np.ndarray]
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Data that cannot be loaded as asked: missing or bad files, impossible options."""
 
 
