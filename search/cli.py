@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spaces import TASKS
+from spaces import REGISTRY
 from spaces.errors import UserError
 
 EPILOG = """\
@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="search/run.py", description=__doc__, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--task", required=True, choices=TASKS, help="what the autoencoder learns")
+    p.add_argument("--task", required=True, choices=tuple(REGISTRY),
+                   help="what the autoencoder learns: " + "; ".join(
+                       f"{name}: {spec.description}" for name, spec in REGISTRY.items()))
     g = p.add_argument_group("sweep")
     g.add_argument("--space", choices=("report", "full"), default="full",
                    help="report: replay the study's table rows; full: search the study's axes")

@@ -3,6 +3,7 @@
 The leaf package: imports nothing else of ours and no ML framework, so `search/` and
 `results/` can both use it.
 
+    REGISTRY[task]             -> TaskSpec: name, description, bounds, full space
     get_space("report", task)  -> list of Ray grid points {MODEL_KEY: config, REPORT_KEY: id}
     get_space("full", task)    -> a module-level define-by-run function for
                                   ray.tune.search.optuna.OptunaSearch(space=...)
@@ -17,18 +18,20 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from spaces import mnist, mnist_denoise, text
 from spaces.axes import TaskBounds
 from spaces.config import ConfigError
 from spaces.full import point_for, sample
 from spaces.report import report_space, study_rows
+from spaces.tasks import REGISTRY, TaskSpec
 
-_TASK_MODULES = {"mnist": mnist, "mnist-denoise": mnist_denoise, "text": text}
-TASKS = tuple(_TASK_MODULES)
+__all__ = ["REGISTRY", "SPACES", "TASKS", "TaskSpec", "full_space", "get_space", "task_bounds",
+           "warm_start_points"]
+
+TASKS = tuple(REGISTRY)
 
 
 def _full_space(task: str) -> Callable[[Any], dict[str, Any]]:
-    return _TASK_MODULES[task].full_space
+    return REGISTRY[task].full_space
 
 
 SPACES: dict[str, Callable[[str], Any]] = {"report": report_space, "full": _full_space}
@@ -49,7 +52,7 @@ def get_space(space: str, task: str) -> Any:
 def task_bounds(task: str) -> TaskBounds:
     """The full space's bounds and the resource guard's defaults for `task`."""
     _check("task", task, TASKS)
-    return _TASK_MODULES[task].BOUNDS
+    return REGISTRY[task].bounds
 
 
 def full_space(

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from spaces.config import FAMILIES, TASKS, ConfigError, ModelConfig
+from spaces import constants as C
+from spaces.config import FAMILIES, ConfigError, ModelConfig
 from spaces.guard import ResourceLimitError, check
 
 # The filter counts the study used, and its kernels.
@@ -85,8 +86,8 @@ class TaskBounds:
         def bad(msg: str) -> None:
             raise ConfigError(f"bounds for task {self.task!r}: {msg}")
 
-        if self.task not in TASKS:
-            bad(f"unknown task; expected one of {', '.join(TASKS)}")
+        if self.task not in C.TASKS:
+            bad(f"unknown task; expected one of {', '.join(C.TASKS)}")
         if not self.families or not set(self.families) <= set(FAMILIES):
             bad(f"families {self.families} must be a non-empty subset of {FAMILIES}")
         if self.max_depth < 1 or not 0 <= self.max_pool <= self.max_depth // 2:

@@ -26,12 +26,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from spaces import constants as C
 from spaces.errors import UserError
 
 FAMILIES = ("conv", "dense")
 LOSSES = ("mse", "bce", "mae")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
-TASKS = ("mnist", "mnist-denoise", "text")
 
 
 class ConfigError(UserError, ValueError):
@@ -72,8 +72,8 @@ class ModelConfig:
         def bad(msg: str) -> None:
             raise ConfigError(f"invalid config: {msg}")
 
-        if self.task not in TASKS:
-            bad(f"task {self.task!r} is not one of {', '.join(TASKS)}")
+        if self.task not in C.TASKS:
+            bad(f"task {self.task!r} is not one of {', '.join(C.TASKS)}")
         if self.family not in FAMILIES:
             bad(f"family {self.family!r} is not one of {', '.join(FAMILIES)}")
         if self.loss not in LOSSES:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from spaces.config import TASKS, ConfigError, ModelConfig
-from spaces.constants import MODEL_KEY, REPORT_KEY
+from spaces.config import ConfigError, ModelConfig
+from spaces.constants import MODEL_KEY, REPORT_KEY, TASKS
 from spaces.notation import parse_row
 
 ROWS_FILE = "study_rows.csv"

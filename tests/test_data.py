@@ -23,6 +23,7 @@ from search.data import (
     resolve_data_dir,
 )
 from search.data.documents import split_pages
+from spaces.tasks import REGISTRY
 
 HEIGHTS = {420, 258}
 
@@ -131,7 +132,10 @@ def test_mnist_rejects_bad_options(data_dir: Path, kwargs: dict, match: str) -> 
 def test_unknown_task_names_the_valid_ones() -> None:
     with pytest.raises(DataError, match=r"'mnsit'.*mnist, mnist-denoise, text"):
         load_task("mnsit")
-    assert set(LOADERS) == {"mnist", "mnist-denoise", "text"}
+
+
+def test_loaders_cover_exactly_the_registered_tasks() -> None:
+    assert sorted(LOADERS) == sorted(REGISTRY)
 
 
 def test_resolve_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from model_sizes import keras_sizes
 
 from spaces import constants as C
 from spaces import get_space, task_bounds
-from spaces.config import TASKS, ModelConfig
+from spaces import TASKS
+from spaces.config import ModelConfig
 from spaces.guard import ResourceLimitError, check, footprint
 from spaces.notation import format_row, parse_row
 from spaces.report import architecture, match, report_space, row, study_rows

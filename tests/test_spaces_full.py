@@ -11,8 +11,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 import spaces
 from spaces.constants import MODE, MODEL_KEY, OBJECTIVE
-from spaces import SPACES, TASKS, get_space, task_bounds, warm_start_points
-from spaces import config as config_module
+from spaces import REGISTRY, SPACES, TASKS, get_space, task_bounds, warm_start_points
 from spaces.axes import count_from_level, level_for_count
 from spaces.config import ModelConfig
 from spaces.full import point_for
@@ -31,7 +30,9 @@ def _replay(task: str, point: dict) -> ModelConfig:
 
 
 def test_registry():
-    assert TASKS == config_module.TASKS
+    for task, spec in REGISTRY.items():  # a name, a one-line description, its own bounds
+        assert spec.name == task and spec.bounds.task == task
+        assert spec.description and "\n" not in spec.description
     assert set(SPACES) == {"report", "full"}
     assert task_bounds("text").families == ("conv",)
     assert callable(get_space("full", "mnist"))
