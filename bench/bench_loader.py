@@ -21,15 +21,15 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as cache:
         os.environ["SEARCH_CACHE_DIR"] = cache
-        from search.data import load_task
+        from search.data import DataOptions, load_task
 
         start = time.perf_counter()
-        data = load_task("text", data_dir=args.data_dir)
+        data = load_task("text", DataOptions(data_dir=args.data_dir))
         cold = time.perf_counter() - start
         warm = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            load_task("text", data_dir=args.data_dir)
+            load_task("text", DataOptions(data_dir=args.data_dir))
             warm.append(time.perf_counter() - start)
     best = min(warm)
     pages = data.n_train + data.n_val

@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 from spaces import constants as C
-from search.single import guard_limits, guard_shape, load_data
+from search.data import DataOptions, load_task
+from search.single import guard_limits, guard_shape
 from spaces.config import ModelConfig
 
 
@@ -40,11 +41,6 @@ def connect(address: str | None) -> str:
     return address
 
 
-# What decides the data a sweep trains on: recorded in sweep.json and checked on --resume.
-DATA_FLAGS = ("data_dir", "subset", "val_subset", "noise", "val_fraction", "patch_size",
-              "patches_per_page", "resize")
-
-
 def settings_from(args: argparse.Namespace):
     from search.sweep import SweepSettings
 
@@ -72,7 +68,7 @@ def settings_from(args: argparse.Namespace):
         rows=args.rows,
         guard_shape=guard_shape(args),
         **guard_limits(args),
-        data={key: getattr(args, key) for key in DATA_FLAGS},
+        data=DataOptions.from_args(args),
     )
 
 
@@ -87,7 +83,7 @@ def launch_sweep(args: argparse.Namespace) -> int:
     if args.refit and args.task != "text":
         raise SweepError("--refit retrains on the validation pages too; it is for --task text "
                          "(MNIST validates on the official test split, which must stay unseen)")
-    data = load_data(args)
+    data = load_task(settings.task, settings.data)
     connect(args.address)
     try:
         if args.gpus_per_trial is None:

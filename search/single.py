@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from spaces import constants as C
-from search.data import load_task
+from search.data import DataOptions, load_task
 from spaces import report, task_bounds
 from spaces.config import ConfigError, ModelConfig
 from spaces.guard import check
@@ -45,14 +45,6 @@ def resolve_config(args: argparse.Namespace) -> ModelConfig:
     return config.replace(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def load_data(args: argparse.Namespace):
-    return load_task(
-        args.task, data_dir=args.data_dir, subset=args.subset, val_subset=args.val_subset,
-        seed=args.seed, noise=args.noise, val_fraction=args.val_fraction,
-        patch_size=args.patch_size, patches_per_page=args.patches_per_page, resize=args.resize,
-    )
-
-
 def guard_limits(args: argparse.Namespace) -> dict:
     bounds = task_bounds(args.task)
     return {
@@ -72,7 +64,7 @@ def run_single(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     check(config, guard_shape(args), **guard_limits(args))
     configure_backend(args.cpus_per_trial)
-    data = load_data(args)
+    data = load_task(args.task, DataOptions.from_args(args))
     trial = Trial(config, data, seed=args.seed)
     print(f"{trial.notation}  ({config.family}, loss {config.loss}, lr {config.lr:g}, "
           f"batch {config.batch_size}, {config.epochs} epochs)")

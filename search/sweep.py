@@ -25,8 +25,9 @@ import spaces
 from results.render import atomic_write_text
 from results.sweepdir import read_status
 from spaces import constants as C
-from search.data import TaskData
+from search.data import DataOptions, TaskData
 from search.progress import SweepCallback
+from search.settings import TrialSettings
 from search.trainable import train_autoencoder
 from spaces import report as study
 from spaces.errors import UserError
@@ -60,7 +61,7 @@ class SweepSettings:
     max_params: int | None = None  # None: the task's default
     max_activation_mb: float | None = None  # None: the task's default
     guard_shape: tuple[int, int] | None = None  # None: the task's input size
-    data: dict[str, Any] = field(default_factory=dict)  # the data flags, checked on resume
+    data: DataOptions = field(default_factory=DataOptions)  # checked on resume
 
     def __post_init__(self) -> None:
         bounds = spaces.task_bounds(self.task)  # ValueError naming the valid tasks
@@ -85,10 +86,16 @@ class SweepSettings:
         root = Path("runs") if self.is_uri else Path(self.storage_path)
         return (root / self.name).resolve()
 
-    def trainable_settings(self) -> dict[str, Any]:
-        keys = ("max_epochs", "checkpoint_every", "seed", "max_params", "max_activation_mb",
-                "guard_shape")
-        return {k: getattr(self, k) for k in keys}
+    def trainable_settings(self) -> TrialSettings:
+        """What each trial is told; call it after `prepare`, which sets `max_epochs`."""
+        if self.max_epochs is None or self.max_params is None or self.max_activation_mb is None \
+                or self.guard_shape is None:
+            raise RuntimeError("trainable_settings() needs prepared settings (see prepare)")
+        return TrialSettings(
+            max_epochs=self.max_epochs, max_params=self.max_params,
+            max_activation_mb=self.max_activation_mb, guard_shape=self.guard_shape,
+            checkpoint_every=self.checkpoint_every, seed=self.seed,
+        )
 
 
 # --- searchers: (settings) -> (search_alg or None, param_space) -------------------------------
@@ -220,9 +227,10 @@ def _check_resume(settings: SweepSettings, resume: bool) -> None:
             f"--resume: the sweep {settings.name!r} already finished; Ray cannot add trials to a "
             f"finished experiment. Start a new one with another --name"
         )
+    now_meta = _sweep_meta(settings)
     for key in ("task", "space", "search", "scheduler", "num_samples", "max_epochs", "rows",
                 "seed", "max_params", "max_activation_mb", "guard_shape", "data"):
-        now = json.loads(json.dumps(getattr(settings, key), default=list))
+        now = now_meta[key]
         if before.get(key) != now:
             what = "the data flags" if key == "data" else f"--{key.replace('_', '-')}"
             raise SweepError(

@@ -14,14 +14,15 @@ from ray import tune
 
 from spaces import constants as C
 from search.data import TaskData
+from search.settings import TrialSettings
 from search.trial import Trial, configure_backend
 from spaces.config import ModelConfig
 from spaces.guard import check
 
 
-def model_config(config: dict[str, Any], settings: dict[str, Any]) -> ModelConfig:
-    """The trial's ModelConfig, with the sweep's epoch budget (always set by the sweep)."""
-    return ModelConfig.from_dict(config[C.MODEL_KEY]).replace(epochs=int(settings["max_epochs"]))
+def model_config(config: dict[str, Any], settings: TrialSettings) -> ModelConfig:
+    """The trial's ModelConfig, with the sweep's epoch budget."""
+    return ModelConfig.from_dict(config[C.MODEL_KEY]).replace(epochs=int(settings.max_epochs))
 
 
 def trial_seed(base: int, trial_id: str) -> int:
@@ -34,28 +35,28 @@ def trial_seed(base: int, trial_id: str) -> int:
     return base + int(match[1]) if match else base
 
 
-def train_autoencoder(config: dict[str, Any], data: TaskData, settings: dict[str, Any]) -> None:
+def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSettings) -> None:
     """Ray Tune function trainable: one config, reporting every epoch.
 
     `data` arrives through `tune.with_parameters` (Ray's object store), so worker nodes never
-    read the data set themselves; `settings` are the sweep's plain-data options.
+    read the data set themselves; `settings` are the sweep's per-trial options.
     """
     resources = tune.get_context().get_trial_resources().required_resources
     configure_backend(resources.get("CPU"))
     model = model_config(config, settings)
-    check(model, settings["guard_shape"], max_params=settings["max_params"],
-          max_activation_mb=settings["max_activation_mb"])
+    check(model, settings.guard_shape, max_params=settings.max_params,
+          max_activation_mb=settings.max_activation_mb)
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             trial = Trial.resume(directory, model, data)
     else:
-        trial = Trial(model, data, seed=trial_seed(settings.get("seed", 0),
+        trial = Trial(model, data, seed=trial_seed(settings.seed,
                                                    tune.get_context().get_trial_id()))
 
     node = ray.get_runtime_context().get_node_id()
-    every = int(settings["checkpoint_every"])
+    every = int(settings.checkpoint_every)
     for metrics in trial.epochs():
         metrics[C.NODE] = node
         last = trial.epoch >= model.epochs

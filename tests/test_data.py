@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -13,9 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from search.cli import build_parser
 from search.data import (
     LOADERS,
     DataError,
+    DataOptions,
     TaskData,
     documents,
     load_pages,
@@ -64,14 +67,14 @@ def _copy_pages(docs: Path, dest: Path, names: list[str]) -> Path:
 
 @pytest.fixture(scope="module")
 def text(data_dir: Path) -> TaskData:
-    return load_task("text", data_dir=data_dir, patch_size=32, patches_per_page=2)
+    return load_task("text", DataOptions(data_dir=data_dir, patch_size=32, patches_per_page=2))
 
 
 # --- MNIST ---------------------------------------------------------------------------------------
 
 
 def test_mnist_shapes_range_and_subsets(data_dir: Path) -> None:
-    data = load_task("mnist", data_dir=data_dir, subset=200, val_subset=50)
+    data = load_task("mnist", DataOptions(data_dir=data_dir, subset=200, val_subset=50))
     ((x, y),), ((vx, vy),) = data.train, data.val
     assert x.shape == (200, 28, 28, 1) and vx.shape == (50, 28, 28, 1)
     assert x.dtype == np.float32 and vx.dtype == np.float32
@@ -86,15 +89,15 @@ def test_mnist_shapes_range_and_subsets(data_dir: Path) -> None:
 
 
 def test_mnist_whole_test_split_validates_by_default(data_dir: Path) -> None:
-    data = load_task("mnist", data_dir=data_dir, subset=10)
+    data = load_task("mnist", DataOptions(data_dir=data_dir, subset=10))
     assert data.val[0][0].shape == (10_000, 28, 28, 1)
 
 
 def test_mnist_denoise_noise_is_fixed_per_image(data_dir: Path) -> None:
-    small = load_task("mnist-denoise", data_dir=data_dir, subset=100, val_subset=20)
-    large = load_task("mnist-denoise", data_dir=data_dir, subset=300, val_subset=40)
-    again = load_task("mnist-denoise", data_dir=data_dir, subset=100, val_subset=20)
-    clean = load_task("mnist", data_dir=data_dir, subset=100, val_subset=20)
+    small = load_task("mnist-denoise", DataOptions(data_dir=data_dir, subset=100, val_subset=20))
+    large = load_task("mnist-denoise", DataOptions(data_dir=data_dir, subset=300, val_subset=40))
+    again = load_task("mnist-denoise", DataOptions(data_dir=data_dir, subset=100, val_subset=20))
+    clean = load_task("mnist", DataOptions(data_dir=data_dir, subset=100, val_subset=20))
     (x, y), (vx, vy) = small.train[0], small.val[0]
     np.testing.assert_array_equal(x, large.train[0][0][:100])
     np.testing.assert_array_equal(vx, large.val[0][0][:20])
@@ -104,15 +107,15 @@ def test_mnist_denoise_noise_is_fixed_per_image(data_dir: Path) -> None:
     assert x.min() == 0.0 and x.max() == 1.0  # clipped, and clipping did happen
     inside = (x > 0) & (x < 1)
     assert 0.3 < np.std((x - y)[inside]) < 0.5  # sigma 0.5, truncated by the clip
-    other = load_task("mnist-denoise", data_dir=data_dir, subset=100, val_subset=20, seed=1)
+    other = load_task("mnist-denoise", DataOptions(data_dir=data_dir, subset=100, val_subset=20, seed=1))
     assert not np.array_equal(x, other.train[0][0])
-    quiet = load_task("mnist-denoise", data_dir=data_dir, subset=100, val_subset=20, noise=0.0)
+    quiet = load_task("mnist-denoise", DataOptions(data_dir=data_dir, subset=100, val_subset=20, noise=0.0))
     np.testing.assert_array_equal(quiet.train[0][0], y)
 
 
 def test_mnist_explicit_data_dir_needs_npz(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=str(tmp_path / "mnist.npz")):
-        load_task("mnist", data_dir=tmp_path)
+        load_task("mnist", DataOptions(data_dir=tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -126,12 +129,25 @@ def test_mnist_explicit_data_dir_needs_npz(tmp_path: Path) -> None:
 )
 def test_mnist_rejects_bad_options(data_dir: Path, kwargs: dict, match: str) -> None:
     with pytest.raises(DataError, match=match):
-        load_task("mnist", data_dir=data_dir, **kwargs)
+        load_task("mnist", DataOptions(data_dir=data_dir, **kwargs))
 
 
 def test_unknown_task_names_the_valid_ones() -> None:
     with pytest.raises(DataError, match=r"'mnsit'.*mnist, mnist-denoise, text"):
-        load_task("mnsit")
+        load_task("mnsit", DataOptions())
+
+
+def test_data_options_come_from_the_data_flags() -> None:
+    """The parser's defaults are DataOptions' defaults; sweep.json records the options as JSON."""
+    args = build_parser().parse_args(["--task", "text", "--data-dir", "d", "--subset", "3",
+                                      "--resize", "420x540", "--seed", "2"])
+    options = DataOptions.from_args(args)
+    assert options == DataOptions(data_dir="d", subset=3, resize=(420, 540), seed=2)
+    recorded = json.loads(json.dumps(dataclasses.asdict(options)))
+    assert recorded == {"data_dir": "d", "subset": 3, "val_subset": None, "noise": 0.5,
+                        "val_fraction": 0.2, "patch_size": None, "patches_per_page": 8,
+                        "resize": [420, 540], "seed": 2}
+    assert DataOptions(data_dir=Path("d")).data_dir == "d"  # a path records as its text
 
 
 def test_loaders_cover_exactly_the_registered_tasks() -> None:
@@ -170,7 +186,7 @@ def test_text_both_heights_in_train_and_val(text: TaskData) -> None:
 
 
 def test_text_split_is_seeded_and_independent_of_subset(data_dir: Path, text: TaskData) -> None:
-    small = load_task("text", data_dir=data_dir, subset=4, val_subset=3)
+    small = load_task("text", DataOptions(data_dir=data_dir, subset=4, val_subset=3))
     assert small.n_train == 4 and _heights(small.train) == HEIGHTS  # prefixes keep both sizes
     assert small.val_names == text.val_names[:2] + text.val_names[16:17]  # 2x420 then 1x258
     full_train = [x[i] for x, _ in text.train for i in range(len(x))]
@@ -178,7 +194,7 @@ def test_text_split_is_seeded_and_independent_of_subset(data_dir: Path, text: Ta
         for page in x:
             assert any(page.shape == other.shape and np.array_equal(page, other)
                        for other in full_train)
-    reseeded = load_task("text", data_dir=data_dir, seed=1)
+    reseeded = load_task("text", DataOptions(data_dir=data_dir, seed=1))
     assert set(reseeded.val_names) != set(text.val_names)
 
 
@@ -223,7 +239,7 @@ def test_patches_are_aligned_windows(docs: Path) -> None:
 
 def test_patch_larger_than_a_page_is_rejected(data_dir: Path) -> None:
     with pytest.raises(DataError, match="--patch-size 300 exceeds"):
-        load_task("text", data_dir=data_dir, patch_size=300)
+        load_task("text", DataOptions(data_dir=data_dir, patch_size=300))
 
 
 # --- text pages: zips, resize, cache -------------------------------------------------------------
@@ -235,7 +251,7 @@ def test_text_from_zips(tmp_path: Path, docs: Path, few: list[str], text: TaskDa
             archive.writestr(f"{folder}/", "")
             for name in few:
                 archive.write(docs / folder / name, f"{folder}/{name}")
-    data = load_task("text", data_dir=tmp_path, val_fraction=0.34)
+    data = load_task("text", DataOptions(data_dir=tmp_path, val_fraction=0.34))
     assert data.n_train == 4 and _heights(data.train) == HEIGHTS
     assert set(data.val_names) <= set(few) and len(data.val_names) == 2
     val = [(x[i, ..., 0], y[i, ..., 0]) for x, y in data.val for i in range(len(x))]
@@ -248,7 +264,7 @@ def test_text_from_zips(tmp_path: Path, docs: Path, few: list[str], text: TaskDa
 
 def test_text_resize_reproduces_the_study(tmp_path: Path, docs: Path, few: list[str]) -> None:
     data_dir = _copy_pages(docs, tmp_path / "data", few)
-    data = load_task("text", data_dir=data_dir, resize=(420, 540), val_fraction=0.34)
+    data = load_task("text", DataOptions(data_dir=data_dir, resize=(420, 540), val_fraction=0.34))
     assert data.input_shape == (420, 540) and len(data.train) == len(data.val) == 1
     assert data.n_train == 4 and data.val[0][0].shape == (2, 420, 540, 1)
     # One validation page is natively 258 high, stretched to 420 as the study's
@@ -266,7 +282,7 @@ def test_cache_hit_returns_equal_arrays_and_misses_on_change(
     data_dir = _copy_pages(docs, tmp_path / "data", few)
     before = sorted(p.relative_to(data_dir) for p in data_dir.rglob("*"))
     monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
-    first = load_task("text", data_dir=data_dir, val_fraction=0.34)
+    first = load_task("text", DataOptions(data_dir=data_dir, val_fraction=0.34))
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
     assert sorted(p.relative_to(data_dir) for p in data_dir.rglob("*")) == before
 
@@ -274,7 +290,7 @@ def test_cache_hit_returns_equal_arrays_and_misses_on_change(
         raise AssertionError("decoded a page despite a fresh cache")
 
     monkeypatch.setattr(documents, "_decode", no_decoding)
-    second = load_task("text", data_dir=data_dir, val_fraction=0.34)
+    second = load_task("text", DataOptions(data_dir=data_dir, val_fraction=0.34))
     assert second.val_names == first.val_names
     for (x1, y1), (x2, y2) in zip(first.train + first.val, second.train + second.val, strict=True):
         np.testing.assert_array_equal(x1, x2)
@@ -282,7 +298,7 @@ def test_cache_hit_returns_equal_arrays_and_misses_on_change(
     touched = data_dir / "train" / few[0]
     os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
     with pytest.raises(AssertionError, match="despite a fresh cache"):
-        load_task("text", data_dir=data_dir, val_fraction=0.34)
+        load_task("text", DataOptions(data_dir=data_dir, val_fraction=0.34))
 
 
 # --- text pages: bad inputs ----------------------------------------------------------------------
@@ -319,11 +335,11 @@ def test_bad_pages_name_the_file(tmp_path: Path, docs: Path, few: list[str], bre
     root = _copy_pages(docs, tmp_path / "data" / "dirty-documents", few)
     match = breakage(root, few)
     with pytest.raises(DataError, match=match):
-        load_task("text", data_dir=tmp_path / "data")
+        load_task("text", DataOptions(data_dir=tmp_path / "data"))
 
 
 def test_no_pages_anywhere(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="dirty-documents"):
-        load_task("text", data_dir=tmp_path)
+        load_task("text", DataOptions(data_dir=tmp_path))
     with pytest.raises(DataError, match=r"holds no \.png pages"):
         load_pages(tmp_path)

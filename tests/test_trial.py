@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from spaces import constants as C
-from search.data import load_task
+from search.data import DataOptions, load_task
 from search.trial import Trial, evaluate, pixel_losses
 from spaces.config import ModelConfig
 from spaces.notation import parse_row
@@ -17,7 +17,7 @@ from spaces.notation import parse_row
 
 @pytest.fixture(scope="module")
 def mnist_small(data_dir):
-    return load_task("mnist", data_dir=data_dir, subset=1000, val_subset=300)
+    return load_task("mnist", DataOptions(data_dir=data_dir, subset=1000, val_subset=300))
 
 
 def test_pixel_losses_match_numpy():

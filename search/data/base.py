@@ -1,4 +1,4 @@
-"""What every loader returns and shares: the error type, the load options and `TaskData`.
+"""What every loader returns and shares: the error type, the data options and `TaskData`.
 
 Kept apart from `search/data/__init__.py` so the loader modules can import it without a cycle.
 `TaskData` is pickled into Ray's object store and shipped to every trial, so it holds only plain
@@ -7,6 +7,7 @@ numpy arrays, tuples and ints.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -34,17 +35,58 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
     return Path(env) if env else None
 
 
-@dataclass(frozen=True)
-class LoadOptions:
-    """What `load_task` passes every loader; each uses the fields its task needs."""
+def _positive(value: object, flag: str, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DataError(f"{flag} must be a positive integer, got {value!r}")
 
-    data_dir: Path | None  # as given by the caller (None: loaders may consult the environment)
-    subset: int | None
-    val_subset: int | None
-    seed: int
-    noise: float
-    val_fraction: float
-    resize: tuple[int, int] | None
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Everything that decides the data a run trains and validates on: the data flags.
+
+    Built once from the command line; `load_task` hands it to every loader (each uses the
+    fields its task needs), and a sweep records it in sweep.json (`dataclasses.asdict`) so
+    that `--resume` can refuse to continue on other data. Plain JSON-able values only.
+
+    `subset`/`val_subset` keep the first N training/validation images (or pages); `seed` fixes
+    everything random about the data (denoising noise, the text split, patches), so trials that
+    share it see the same data. `noise` is mnist-denoise's Gaussian sigma; `val_fraction`,
+    `patch_size`, `patches_per_page` and `resize=(H, W)` are for the text task's pages.
+    """
+
+    data_dir: str | None = None  # as given (None: loaders may consult $SEARCH_DATA_DIR)
+    subset: int | None = None
+    val_subset: int | None = None
+    noise: float = 0.5
+    val_fraction: float = 0.2
+    patch_size: int | None = None
+    patches_per_page: int = 8
+    resize: tuple[int, int] | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive(self.subset, "--subset")
+        _positive(self.val_subset, "--val-subset")
+        _positive(self.patch_size, "--patch-size")
+        _positive(self.patches_per_page, "--patches-per-page", optional=False)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise DataError(f"--seed must be an integer >= 0, got {self.seed!r}")
+        normal = {
+            "data_dir": None if self.data_dir is None else str(self.data_dir),
+            "noise": float(self.noise),
+            "val_fraction": float(self.val_fraction),
+            "resize": None if self.resize is None else (int(self.resize[0]),
+                                                        int(self.resize[1])),
+        }
+        for name, value in normal.items():
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> DataOptions:
+        """The options the command line's data flags (and --seed) ask for."""
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
 
 @dataclass(frozen=True)

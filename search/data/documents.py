@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from search.data.base import DataError, Group, LoadOptions, Split, resolve_data_dir
+from search.data.base import DataError, Group, DataOptions, Split, resolve_data_dir
 
 INPUTS, TARGETS = "train", "train_cleaned"
 SUBFOLDER = "dirty-documents"
@@ -261,7 +261,7 @@ def _take(names: list[str], count: int | None, what: str) -> list[str]:
     return names[:count]
 
 
-def load_text(options: LoadOptions) -> Split:
+def load_text(options: DataOptions) -> Split:
     """The `text` task's pages, split by page into training and validation."""
     data_dir = resolve_data_dir(options.data_dir)
     if data_dir is None:

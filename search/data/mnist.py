@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search.data.base import DataError, LoadOptions, Split, resolve_data_dir
+from search.data.base import DataError, DataOptions, Split, resolve_data_dir
 
 MNIST_FILE = "mnist.npz"
 # Mixed into the seed so the noise stream is unrelated to other seeded draws (splits, patches).
@@ -41,7 +41,7 @@ def _from_keras() -> tuple[np.ndarray, np.ndarray]:
     return x_train, x_test
 
 
-def _raw(options: LoadOptions) -> tuple[np.ndarray, np.ndarray]:
+def _raw(options: DataOptions) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (train, test) images: from the data dir's mnist.npz, else Keras' download."""
     if options.data_dir is not None:
         path = Path(options.data_dir) / MNIST_FILE
@@ -66,12 +66,12 @@ def _normalize(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / np.float32(255.0))[..., None]
 
 
-def _check(options: LoadOptions) -> None:
+def _check(options: DataOptions) -> None:
     if options.resize is not None:
         raise DataError("resize applies to the text task only; MNIST images stay 28x28")
 
 
-def load_mnist(options: LoadOptions) -> Split:
+def load_mnist(options: DataOptions) -> Split:
     """Reconstruction: targets are the inputs."""
     _check(options)
     train, test = _raw(options)
@@ -87,7 +87,7 @@ def _noise(shape: tuple[int, ...], seed: int, stream: int) -> np.ndarray:
     return rng.standard_normal((*shape, 1), dtype=np.float32)
 
 
-def load_mnist_denoise(options: LoadOptions) -> Split:
+def load_mnist_denoise(options: DataOptions) -> Split:
     """Denoising: inputs are clip(clean + noise * N(0, 1), 0, 1), targets the clean images."""
     _check(options)
     if not (options.noise >= 0 and np.isfinite(options.noise)):
