@@ -40,11 +40,6 @@ def test_dense_output_shape_equals_input_shape(shape):
     assert model.predict_on_batch(x).shape == x.shape
 
 
-def test_study_best_model_has_the_reported_103073_parameters():
-    model = build_model(parse_row("4L,32,32,64,128F(3X3)"), (28, 28))
-    assert model.count_params() == 103_073
-
-
 def test_dense_output_width_must_match_the_image():
     with pytest.raises(ConfigError, match=r"must be 28\*28=784"):
         build_model(parse_row("3L(2000, 2000, 226800)"), (28, 28))

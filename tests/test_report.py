@@ -12,7 +12,7 @@ from model_sizes import keras_sizes
 from spaces import constants as C
 from spaces import get_space, task_bounds
 from spaces import TASKS
-from spaces.config import ModelConfig
+from spaces.config import ConfigError, ModelConfig
 from spaces.guard import ResourceLimitError, check, footprint
 from spaces.notation import format_row, parse_row
 from spaces.report import architecture, match, report_space, row, study_rows
@@ -71,7 +71,7 @@ def test_rows_print_back_as_the_study_printed_them(study_row):
 def test_unknown_row_and_task():
     with pytest.raises(KeyError, match=r"no study row 'text/9/9'; valid ids: mnist/1.1/1, "):
         row("text/9/9")
-    with pytest.raises(ValueError, match="unknown task 'cifar': expected one of mnist"):
+    with pytest.raises(ConfigError, match="unknown task 'cifar': expected one of mnist"):
         study_rows("cifar")
 
 
