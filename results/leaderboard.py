@@ -72,6 +72,7 @@ def ints_of(text: Any) -> tuple[int, ...]:
 def _study_columns(params: dict[str, Any], config: ModelConfig) -> dict[str, Any]:
     """The study row this trial replays: named in params, else found by architecture."""
     row_id = params.get(C.REPORT_KEY)
+    row: report.StudyRow | None
     if row_id:
         try:
             row = report.row(str(row_id))
@@ -79,8 +80,8 @@ def _study_columns(params: dict[str, Any], config: ModelConfig) -> dict[str, Any
             return {"report_model": str(row_id), "report_val": math.nan}
     else:
         row = report.match(config)
-        if row is None:
-            return {"report_model": "", "report_val": math.nan}
+    if row is None:
+        return {"report_model": "", "report_val": math.nan}
     return {"report_model": row.id, "report_val": row.val}
 
 

@@ -22,6 +22,10 @@ from spaces.errors import UserError
 _RAY_TRIAL_ID = re.compile(r"(?:^|_)([0-9a-f]{5}_\d{5})(?:_|$)")
 
 
+# (input, output, target) of one reconstructed image, each 2-D.
+Triple = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 class ResultsError(UserError):
     """A path or file that is not what a sweep leaves; the message names it."""
 
@@ -133,7 +137,7 @@ def trial_id_of(trial_dir: Path, rows: list[dict[str, Any]], known: set[str]) ->
     return trial_dir.name
 
 
-def read_reconstructions(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def read_reconstructions(path: Path) -> list[Triple]:
     """(input, output, target) 2-D images from best/reconstructions.npz.
 
     The file holds either stacked `inputs`, `outputs`, `targets` (N, H, W, 1), or, for pages
@@ -148,16 +152,21 @@ def read_reconstructions(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.nd
                 raise ResultsError(
                     f"{path}: inputs, outputs and targets must share one shape (N, H, W[, 1])"
                 )
-            return [tuple(_image(s[i], path) for s in stacks) for i in range(len(stacks[0]))]
-        triples = []
+            return [_triple([s[i] for s in stacks], path) for i in range(len(stacks[0]))]
+        triples: list[Triple] = []
         while all(f"{n}_{len(triples)}" in keys for n in names):
-            triples.append(tuple(_image(data[f"{n}_{len(triples)}"], path) for n in names))
+            triples.append(_triple([data[f"{n}_{len(triples)}"] for n in names], path))
     if not triples:
         raise ResultsError(
             f"{path}: expected arrays inputs/outputs/targets or inputs_0/outputs_0/targets_0..., "
             f"found {', '.join(sorted(keys)) or 'none'}"
         )
     return triples
+
+
+def _triple(arrays: list[np.ndarray], path: Path) -> Triple:
+    inputs, outputs, targets = (_image(a, path) for a in arrays)
+    return inputs, outputs, targets
 
 
 def _image(array: np.ndarray, path: Path) -> np.ndarray:

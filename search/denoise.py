@@ -37,7 +37,7 @@ def clean_pages(model: Any, pages: Sequence[Page], batch_pages: int = 4) -> list
     if batch_pages < 1:
         raise ValueError(f"batch_pages must be >= 1, got {batch_pages}")
     _, want_h, want_w, _ = model.input_shape
-    cleaned: list[np.ndarray | None] = [None] * len(pages)
+    cleaned: dict[int, np.ndarray] = {}
     by_size: dict[tuple[int, int], list[int]] = {}
     for index, (name, pixels) in enumerate(pages):
         height, width = pixels.shape
@@ -50,7 +50,7 @@ def clean_pages(model: Any, pages: Sequence[Page], batch_pages: int = 4) -> list
         output = np.asarray(model.predict(batch, batch_size=batch_pages, verbose=0))
         for i, page in zip(indices, output[..., 0], strict=True):
             cleaned[i] = np.clip(page, 0.0, 1.0).astype(np.float32)
-    return [(name, out) for (name, _), out in zip(pages, cleaned, strict=True)]
+    return [(name, cleaned[i]) for i, (name, _) in enumerate(pages)]
 
 
 def _id_suffixes(height: int, width: int) -> np.ndarray:

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from spaces import constants as C
 from search.data import TaskData
 from search.trial import Trial, reconstructions
+from spaces import constants as C
 from spaces.config import ModelConfig
 
 
@@ -34,7 +34,8 @@ def write_best(checkpoint: Path, model: Any, data: TaskData, metrics: dict[str, 
     if trial_id:
         metrics[C.TRIAL_ID] = trial_id
     (tmp / C.METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    np.savez_compressed(tmp / C.RECONSTRUCTIONS_FILE, **reconstructions(model, data))
+    arrays = reconstructions(model, data)
+    np.savez_compressed(tmp / C.RECONSTRUCTIONS_FILE, **arrays)  # type: ignore[arg-type]
     shutil.rmtree(best_dir, ignore_errors=True)
     tmp.rename(best_dir)
     return best_dir

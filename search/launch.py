@@ -7,9 +7,9 @@ import math
 import os
 from pathlib import Path
 
-from spaces import constants as C
 from search.data import DataOptions, load_task
 from search.single import guard_limits, guard_shape
+from spaces import constants as C
 from spaces.config import ModelConfig
 
 

@@ -7,8 +7,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from spaces import constants as C
 from search.data import DataOptions, load_task
+from spaces import constants as C
 from spaces import report, task_bounds
 from spaces.config import ConfigError, ModelConfig
 from spaces.guard import check
@@ -54,7 +54,8 @@ def guard_limits(args: argparse.Namespace) -> dict:
 
 
 def guard_shape(args: argparse.Namespace) -> tuple[int, int]:
-    return tuple(args.resize) if args.resize else tuple(task_bounds(args.task).input_shape)
+    height, width = args.resize if args.resize else task_bounds(args.task).input_shape
+    return int(height), int(width)
 
 
 def run_single(args: argparse.Namespace) -> int:

@@ -24,11 +24,11 @@ from ray.tune.search.optuna import OptunaSearch
 import spaces
 from results.render import atomic_write_text
 from results.sweepdir import read_status
-from spaces import constants as C
 from search.data import DataOptions, TaskData
 from search.progress import SweepCallback
 from search.settings import TrialSettings
 from search.trainable import train_autoencoder
+from spaces import constants as C
 from spaces import report as study
 from spaces.errors import UserError
 
@@ -86,13 +86,19 @@ class SweepSettings:
         root = Path("runs") if self.is_uri else Path(self.storage_path)
         return (root / self.name).resolve()
 
+    @property
+    def epoch_budget(self) -> int:
+        """`max_epochs` as `prepare` fills it in (the schedulers and trials need it set)."""
+        if self.max_epochs is None:
+            raise RuntimeError("max_epochs is not set yet: pass the settings through prepare()")
+        return self.max_epochs
+
     def trainable_settings(self) -> TrialSettings:
-        """What each trial is told; call it after `prepare`, which sets `max_epochs`."""
-        if self.max_epochs is None or self.max_params is None or self.max_activation_mb is None \
-                or self.guard_shape is None:
-            raise RuntimeError("trainable_settings() needs prepared settings (see prepare)")
+        """What each trial is told (after `prepare`)."""
+        if self.max_params is None or self.max_activation_mb is None or self.guard_shape is None:
+            raise RuntimeError("the guard's limits are unset; __post_init__ fills them in")
         return TrialSettings(
-            max_epochs=self.max_epochs, max_params=self.max_params,
+            max_epochs=self.epoch_budget, max_params=self.max_params,
             max_activation_mb=self.max_activation_mb, guard_shape=self.guard_shape,
             checkpoint_every=self.checkpoint_every, seed=self.seed,
         )
@@ -158,8 +164,8 @@ SPACE_OF_SEARCH = {"grid": "report", "optuna": "full", "random": "full"}
 
 SCHEDULERS: dict[str, Callable[[SweepSettings], TrialScheduler]] = {
     # Epochs are ASHA's time unit; early stopping lives here, never in an Optuna pruner.
-    "asha": lambda s: ASHAScheduler(time_attr=C.TRAINING_ITERATION, max_t=s.max_epochs,
-                                    grace_period=min(s.grace_period, s.max_epochs),
+    "asha": lambda s: ASHAScheduler(time_attr=C.TRAINING_ITERATION, max_t=s.epoch_budget,
+                                    grace_period=min(s.grace_period, s.epoch_budget),
                                     reduction_factor=3),
     "fifo": lambda s: FIFOScheduler(),
 }

@@ -12,10 +12,10 @@ from typing import Any
 import ray
 from ray import tune
 
-from spaces import constants as C
 from search.data import TaskData
 from search.settings import TrialSettings
 from search.trial import Trial, configure_backend
+from spaces import constants as C
 from spaces.config import ModelConfig
 from spaces.guard import check
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from spaces import constants as C
 from search.data import TaskData
+from spaces import constants as C
 from spaces.config import ModelConfig
 from spaces.notation import describe
 

@@ -66,7 +66,7 @@ def full_space(
     pickles, which Ray needs at `fit()`.
     """
     bounds = task_bounds(task)
-    changes = {"max_params": max_params, "max_activation_mb": max_activation_mb,
+    changes: dict[str, Any] = {"max_params": max_params, "max_activation_mb": max_activation_mb,
                "input_shape": None if input_shape is None else tuple(input_shape)}
     try:
         limited = dataclasses.replace(

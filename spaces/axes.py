@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from spaces import constants as C
 from spaces.config import FAMILIES, ConfigError, ModelConfig
-from spaces.guard import ResourceLimitError, check
+from spaces.guard import Limits, ResourceLimitError, check
 
 # The filter counts the study used, and its kernels.
 FILTERS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -105,7 +105,7 @@ class TaskBounds:
                 bad(f"the guard's defaults leave no room for the full space: {err}")
 
     @property
-    def limits(self) -> dict[str, float]:
+    def limits(self) -> Limits:
         """The guard's defaults as `guard.check`/`guard.fits` keyword arguments."""
         return {"max_params": self.max_params, "max_activation_mb": self.max_activation_mb}
 

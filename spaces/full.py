@@ -46,8 +46,8 @@ from spaces.axes import (
     level_for_count,
 )
 from spaces.config import ModelConfig
-from spaces.guard import check, fits
 from spaces.constants import MODEL_KEY
+from spaces.guard import check, fits
 
 
 class SuggestTrial(Protocol):

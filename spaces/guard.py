@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypedDict
 
 from spaces.config import ConfigError, ModelConfig, conv_layout, dense_layout
 from spaces.errors import UserError
@@ -30,6 +31,13 @@ _BATCHNORM_WEIGHTS = 4  # gamma, beta, moving mean, moving variance (all counted
 
 class ResourceLimitError(UserError):
     """A model over the guard's parameter or activation-memory limit."""
+
+
+class Limits(TypedDict):
+    """The guard's two limits, as `check`/`fits` keyword arguments."""
+
+    max_params: int
+    max_activation_mb: float
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ class NotationError(ConfigError):
     """Text that is not in the study's notation."""
 
 
-def _squash(text: str) -> str:
+def _squash(text: str | int) -> str:
     return re.sub(r"\s+", "", str(text))
 
 

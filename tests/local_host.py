@@ -12,7 +12,7 @@ import stat
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -75,10 +75,8 @@ def terminate(pids: list[int], timeout: float = 10.0) -> None:
     """SIGTERM the given processes (ours), SIGKILL whichever outlives `timeout`."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
-            try:
+            with suppress(ProcessLookupError):  # already gone
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + timeout
         live = {pid for pid, _, _ in process_table()}
         while (pids := [p for p in pids if p in live]) and time.monotonic() < deadline:

@@ -114,8 +114,9 @@ def running_text_sweep(root: Path) -> Path:
     unstarted = write_trial(sweep, "abcde_00006", TEXT_NEW.replace(lr=1e-2), [])
     (unstarted / C.RESULT_FILE).write_text("")
     write_status(sweep, {
-        "abcde_00000": C.Status.TERMINATED, "abcde_00001": C.Status.TERMINATED, "abcde_00002": C.Status.RUNNING,
-        "abcde_00003": C.Status.ERROR, "abcde_00004": C.Status.TERMINATED, "abcde_00005": C.Status.PENDING,
+        "abcde_00000": C.Status.TERMINATED, "abcde_00001": C.Status.TERMINATED,
+        "abcde_00002": C.Status.RUNNING, "abcde_00003": C.Status.ERROR,
+        "abcde_00004": C.Status.TERMINATED, "abcde_00005": C.Status.PENDING,
     })
     return sweep
 

@@ -15,9 +15,9 @@ import pytest
 import search
 import search.launch
 import search.single
-from spaces import constants as C
 from search.cli import main
 from search.data import DataError
+from spaces import constants as C
 
 
 @pytest.fixture(autouse=True)

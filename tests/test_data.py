@@ -107,9 +107,11 @@ def test_mnist_denoise_noise_is_fixed_per_image(data_dir: Path) -> None:
     assert x.min() == 0.0 and x.max() == 1.0  # clipped, and clipping did happen
     inside = (x > 0) & (x < 1)
     assert 0.3 < np.std((x - y)[inside]) < 0.5  # sigma 0.5, truncated by the clip
-    other = load_task("mnist-denoise", DataOptions(data_dir=data_dir, subset=100, val_subset=20, seed=1))
+    other = load_task("mnist-denoise",
+                      DataOptions(data_dir=data_dir, subset=100, val_subset=20, seed=1))
     assert not np.array_equal(x, other.train[0][0])
-    quiet = load_task("mnist-denoise", DataOptions(data_dir=data_dir, subset=100, val_subset=20, noise=0.0))
+    quiet = load_task("mnist-denoise",
+                      DataOptions(data_dir=data_dir, subset=100, val_subset=20, noise=0.0))
     np.testing.assert_array_equal(quiet.train[0][0], y)
 
 

@@ -7,17 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from spaces import constants as C
 from search.cli import main
 from search.data import DataOptions, load_task
 from search.export import refit_best
+from spaces import constants as C
 from spaces.config import ModelConfig
 
 
 @pytest.fixture(scope="module")
 def pages(data_dir):
-    return load_task("text", DataOptions(data_dir=data_dir, subset=2, val_fraction=0.2, patch_size=32,
-                     patches_per_page=2))
+    return load_task("text", DataOptions(data_dir=data_dir, subset=2, val_fraction=0.2,
+                                         patch_size=32, patches_per_page=2))
 
 
 def test_validation_pages_join_training_grouped_by_size(pages):

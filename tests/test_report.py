@@ -9,9 +9,8 @@ import sys
 import pytest
 from model_sizes import keras_sizes
 
+from spaces import TASKS, get_space, task_bounds
 from spaces import constants as C
-from spaces import get_space, task_bounds
-from spaces import TASKS
 from spaces.config import ConfigError, ModelConfig
 from spaces.guard import ResourceLimitError, check, footprint
 from spaces.notation import format_row, parse_row

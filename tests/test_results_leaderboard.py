@@ -46,7 +46,8 @@ def test_leaderboard_columns_order_and_ranks(text_sweep: Path) -> None:
     ]
     assert list(board["rank"]) == list(range(1, 8))
     assert list(board["status"]) == [
-        C.Status.TERMINATED, C.Status.RUNNING, C.Status.TERMINATED, C.Status.TERMINATED, C.Status.ERROR, C.Status.PENDING, C.Status.RUNNING,
+        C.Status.TERMINATED, C.Status.RUNNING, C.Status.TERMINATED, C.Status.TERMINATED,
+        C.Status.ERROR, C.Status.PENDING, C.Status.RUNNING,
     ]
 
 
@@ -79,7 +80,8 @@ def test_study_rows_named_or_matched(text_sweep: Path) -> None:
     assert pd.isna(rows.loc["abcde_00002", "report_val"])
 
 
-@pytest.mark.parametrize("finished, unfinished_status", [(True, C.Status.STOPPED), (False, C.Status.RUNNING)])
+@pytest.mark.parametrize("finished, unfinished_status",
+                         [(True, C.Status.STOPPED), (False, C.Status.RUNNING)])
 def test_status_inferred_without_status_file(
     tmp_path: Path, finished: bool, unfinished_status: str
 ) -> None:
@@ -170,7 +172,8 @@ def test_merge_ranks_across_sweeps_of_one_task(tmp_path: Path) -> None:
     assert board[C.TRIAL_ID].tolist()[:3] == ["bbbbb_00000", "abcde_00001", "abcde_00002"]
     assert board["sweep"].tolist()[:2] == ["other", "text-sweep"]
     assert board["rank"].tolist() == list(range(1, len(board) + 1))
-    assert board["status"].iloc[-3:].tolist() == [C.Status.ERROR, C.Status.PENDING, C.Status.RUNNING]
+    assert board["status"].iloc[-3:].tolist() == [
+        C.Status.ERROR, C.Status.PENDING, C.Status.RUNNING]
 
 
 def test_merge_refuses_mixed_tasks(tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ import optuna
 import pytest
 from model_sizes import keras_sizes
 
-from spaces.constants import MODEL_KEY
 from search.models import build_model
 from spaces import SPACES, TASKS, get_space, task_bounds, warm_start_points
 from spaces.axes import (
@@ -33,6 +32,7 @@ from spaces.axes import (
     TaskBounds,
 )
 from spaces.config import ModelConfig
+from spaces.constants import MODEL_KEY
 from spaces.guard import check, fits, footprint
 from spaces.notation import format_row, parse_row
 from spaces.report import architecture

@@ -10,10 +10,10 @@ import pytest
 from ray.tune.search.optuna import OptunaSearch
 
 import spaces
-from spaces.constants import MODE, MODEL_KEY, OBJECTIVE
 from spaces import REGISTRY, SPACES, TASKS, get_space, task_bounds, warm_start_points
 from spaces.axes import count_from_level, level_for_count
 from spaces.config import ConfigError, ModelConfig
+from spaces.constants import MODE, MODEL_KEY, OBJECTIVE
 from spaces.full import point_for
 from spaces.guard import footprint
 from spaces.report import architecture, row, study_rows

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from spaces import constants as C
 from search.data import DataOptions, load_task
 from search.trial import Trial, evaluate, pixel_losses
+from spaces import constants as C
 from spaces.config import ModelConfig
 from spaces.notation import parse_row
 

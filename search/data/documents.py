@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from search.data.base import DataError, Group, DataOptions, Split, resolve_data_dir
+from search.data.base import DataError, DataOptions, Group, Split, resolve_data_dir
 
 INPUTS, TARGETS = "train", "train_cleaned"
 SUBFOLDER = "dirty-documents"
@@ -194,7 +194,7 @@ def _cache_write(path: Path, pairs: list[tuple[str, _Decoded, _Decoded]]) -> Non
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")
-        np.savez(partial, **arrays)
+        np.savez(partial, **arrays)  # type: ignore[arg-type]  # stubs: **kwds vs allow_pickle
         os.replace(partial, path)  # atomic: concurrent workers never see half a file
     except OSError as exc:
         warnings.warn(f"cannot cache decoded pages at {path} ({exc}); decoding every time",
