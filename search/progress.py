@@ -23,7 +23,7 @@ from spaces import constants as C
 def trial_record(trial: Any, meta: dict[str, Any], status: str) -> dict[str, Any]:
     """One live Ray trial as a `results.leaderboard` row (the same row the files give later)."""
     rows = [trial.last_result] if C.EPOCH in (trial.last_result or {}) else []
-    error = "failed" if status == C.Status.ERROR else None
+    error = "failed" if status in C.FAILED else None
     return record_from(trial.config, rows, trial_id=trial.trial_id, status=status,
                        error=error, meta=meta)
 
