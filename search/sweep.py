@@ -64,7 +64,7 @@ class SweepSettings:
     data: DataOptions = field(default_factory=DataOptions)  # checked on resume
 
     def __post_init__(self) -> None:
-        bounds = spaces.task_bounds(self.task)  # ValueError naming the valid tasks
+        bounds = spaces.task_bounds(self.task)  # ConfigError naming the valid tasks
         defaults = {"max_params": bounds.max_params,
                     "max_activation_mb": bounds.max_activation_mb,
                     "guard_shape": tuple(bounds.input_shape)}

@@ -66,8 +66,10 @@ def full_space(
     pickles, which Ray needs at `fit()`.
     """
     bounds = task_bounds(task)
-    changes: dict[str, Any] = {"max_params": max_params, "max_activation_mb": max_activation_mb,
-               "input_shape": None if input_shape is None else tuple(input_shape)}
+    changes: dict[str, Any] = {
+        "max_params": max_params, "max_activation_mb": max_activation_mb,
+        "input_shape": None if input_shape is None else tuple(input_shape),
+    }
     try:
         limited = dataclasses.replace(
             bounds, **{k: v for k, v in changes.items() if v is not None})
