@@ -17,7 +17,12 @@ TRAIN_MSE = "train_mse"
 VAL_MSE = "val_mse"
 VAL_RMSE = "val_rmse"  # sqrt of the per-pixel MSE over whole validation images (Kaggle metric)
 PARAMS = "params"
-EPOCH = "epoch"
+EPOCH = "epoch"  # epochs trained so far; fractional between reports inside an epoch
+IMAGES = "images"  # training examples seen so far (images, or patches for text)
+VAL_OUTPUT_STD = "val_output_std"  # spread of the validation outputs (0: constant output)
+VAL_INPUT_GAP = "val_input_gap"  # mean |output - input| (0: the model copies its input)
+VERDICT = "verdict"  # set when a trial stopped itself: COLLAPSED or DIVERGED
+REASON = "reason"  # why, in words
 EPOCH_SECONDS = "epoch_seconds"
 SECONDS = "seconds"  # training seconds so far, summed over epochs
 NODE = "node"  # Ray node id of the worker that ran the epoch
@@ -55,6 +60,8 @@ RECONSTRUCTIONS_FILE = "reconstructions.npz"
 # Trial statuses as Ray names them, plus what results/ infers for files alone.
 TERMINATED, ERROR, RUNNING, PENDING, PAUSED = "TERMINATED", "ERROR", "RUNNING", "PENDING", "PAUSED"
 STOPPED = "STOPPED"  # inferred: the sweep finished before the trial reached its epochs
+COLLAPSED = "COLLAPSED"  # stopped itself: constant output, or a copy of its input
+DIVERGED = "DIVERGED"  # stopped itself: NaN or inf loss
 
 LEADERBOARD_COLUMNS = (
     "rank", "trial_id", "status", "task", "family", "notation", "conv_layers", "filters",

@@ -78,8 +78,8 @@ def run_single(args: argparse.Namespace) -> int:
           f"batch {config.batch_size}, {config.epochs} epochs)")
     print(f"parameters: {trial.params:,}   training examples: {data.n_train}")
     metrics: dict = {}
-    for metrics in trial.epochs():
-        print(f"epoch {metrics[C.EPOCH]:>3}/{config.epochs}  "
+    for metrics in trial.reports():
+        print(f"epoch {metrics[C.EPOCH]:>3g}/{config.epochs}  "
               f"train_loss {metrics[C.TRAIN_LOSS]:.5f}  val_loss {metrics[C.VAL_LOSS]:.5f}  "
               f"train_mse {metrics[C.TRAIN_MSE]:.5f}  val_mse {metrics[C.VAL_MSE]:.5f}  "
               f"val_rmse {metrics[C.VAL_RMSE]:.5f}  {metrics[C.EPOCH_SECONDS]:.1f}s", flush=True)

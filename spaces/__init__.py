@@ -4,8 +4,9 @@ The leaf package: imports nothing else of ours and no ML framework, so `search/`
 `results/` can both use it.
 
     get_space("report", task)  -> list of Ray grid points {MODEL_KEY: config, REPORT_KEY: id}
-    get_space("full", task)    -> a module-level define-by-run function for
-                                  ray.tune.search.optuna.OptunaSearch(space=...)
+    get_space("default", task) -> the default space (spaces/default.py), and
+    get_space("study-axes", task) -> the study's axes (spaces/full.py): define-by-run
+                                  functions for ray.tune.search.optuna.OptunaSearch(space=...)
     warm_start_points(task)    -> the study's best rows as full-space points, for
                                   OptunaSearch(points_to_evaluate=...)
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 from spaces import mnist, mnist_denoise, text
 from spaces.axes import TaskBounds
+from spaces import default
 from spaces.config import ConfigError
 from spaces.full import point_for, sample
 from spaces.report import report_space, study_rows
@@ -31,7 +33,15 @@ def _full_space(task: str) -> Callable[[Any], dict[str, Any]]:
     return _TASK_MODULES[task].full_space
 
 
-SPACES: dict[str, Callable[[str], Any]] = {"report": report_space, "full": _full_space}
+def _default_space(task: str) -> Callable[[Any], dict[str, Any]]:
+    return functools.partial(default.sample, bounds=_TASK_MODULES[task].DEFAULT)
+
+
+SPACES: dict[str, Callable[[str], Any]] = {
+    "default": _default_space, "study-axes": _full_space, "report": report_space,
+}
+# The spaces Optuna samples (define-by-run functions); "report" is a finite grid.
+SAMPLED_SPACES = ("default", "study-axes")
 
 
 def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
@@ -50,6 +60,26 @@ def task_bounds(task: str) -> TaskBounds:
     """The full space's bounds and the resource guard's defaults for `task`."""
     _check("task", task, TASKS)
     return _TASK_MODULES[task].BOUNDS
+
+
+def sampled_space(
+    space: str, task: str, *, max_params: int | None = None,
+    max_activation_mb: float | None = None, input_shape: tuple[int, int] | None = None,
+) -> Callable[[Any], dict[str, Any]]:
+    """`space` ("default" or "study-axes") of `task` under the user's limits."""
+    _check("space", space, SAMPLED_SPACES)
+    if space == "study-axes":
+        return full_space(task, max_params=max_params, max_activation_mb=max_activation_mb,
+                          input_shape=input_shape)
+    _check("task", task, TASKS)
+    bounds = _TASK_MODULES[task].DEFAULT
+    changes = {  # the user's limits tighten the default space's caps, never loosen them
+        "max_params": min(bounds.max_params, max_params or bounds.max_params),
+        "max_activation_mb": min(bounds.max_activation_mb,
+                                 max_activation_mb or bounds.max_activation_mb),
+        "input_shape": tuple(input_shape) if input_shape else bounds.input_shape,
+    }
+    return functools.partial(default.sample, bounds=dataclasses.replace(bounds, **changes))
 
 
 def full_space(
