@@ -15,7 +15,13 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from spaces.config import SKIP_INPUT, ConfigError, ModelConfig, conv_layout, dense_layout
+from spaces.config import (
+    SKIP_INPUT,
+    ConfigError,
+    ModelConfig,
+    conv_layout,
+    dense_layout,
+)
 
 LOSSES = {"mse": "mean_squared_error", "bce": "binary_crossentropy", "mae": "mean_absolute_error"}
 OPTIMIZERS = {
