@@ -16,6 +16,16 @@ Layer semantics, decided once (see README "Notation"):
 - Dense models (`family == "dense"`) flatten the image, apply `dense_widths` (relu), the last
   of which is the sigmoid output layer and must equal H*W (the study printed 226800 = 420*540),
   then reshape back to the image.
+- `skip` (conv only, default False) adds skip connections, each a Concatenate on the channels
+  axis placed last in its block (layer -> BatchNormalization -> Dropout -> pooling/upsampling
+  -> Concatenate), so the next convolution, or the output Conv2D(1), sees both tensors:
+  - with `pool` k >= 1, U-Net style: the feature map just before each encoder MaxPooling2D
+    (taken after the zero-padding, so sizes always match) is kept, and each decoder
+    UpSampling2D output is concatenated with one of them, last in first out: the last pooled
+    level meets the first upsampled one. Decoder layer i meets encoder layer n - 1 - i.
+  - with `pool` 0: the input image is concatenated to the last hidden feature map (an input
+    skip: the model can pass clean background straight through and learn only the correction).
+  Configs saved before this field existed have no `skip` key and load as skip=False.
 """
 
 from __future__ import annotations
@@ -30,6 +40,8 @@ FAMILIES = ("conv", "dense")
 LOSSES = ("mse", "bce", "mae")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 TASKS = ("mnist", "mnist-denoise", "text")
+# `conv_layout`'s "skip_from" for the input skip of unpooled skip models (not a layer index).
+SKIP_INPUT = "input"
 
 
 class ConfigError(ValueError):
@@ -54,6 +66,7 @@ class ModelConfig:
     lr: float = 1e-3
     batch_size: int = 128
     epochs: int = 50
+    skip: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
@@ -83,6 +96,8 @@ class ModelConfig:
             bad("batch_size and epochs must be at least 1")
         if not 0.0 <= self.dropout_rate < 1.0:
             bad(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
+        if not isinstance(self.skip, bool):  # 0/1 or "false" would silently mean something
+            bad(f"skip must be true or false, got {self.skip!r} ({type(self.skip).__name__})")
         if self.family == "conv":
             if not self.filters or any(f < 1 for f in self.filters):
                 bad("a conv model needs at least one layer and positive filter counts")
@@ -101,6 +116,8 @@ class ModelConfig:
                 bad("a dense model needs at least one layer and positive widths")
             if self.pool:
                 bad("a dense model has no pooling")
+            if self.skip:
+                bad("skip connections are for conv models; a dense model needs skip=False")
         hidden = self.depth if self.family == "conv" else self.depth - 1
         for name, count in (("batchnorm", self.batchnorm), ("dropout", self.dropout)):
             if not 0 <= count <= hidden:
@@ -139,16 +156,35 @@ def spread(count: int, n: int) -> frozenset[int]:
     return frozenset(math.floor(i * n / count) for i in range(count))
 
 
+def _skip_from(config: ModelConfig, i: int) -> int | str | None:
+    """Which tensor hidden layer i's block ends by concatenating (see the module docstring)."""
+    n = len(config.filters)
+    if not config.skip:
+        return None
+    if config.pool:
+        return n - 1 - i if i >= n - config.pool else None  # LIFO: pooled layer n - 1 - i
+    return SKIP_INPUT if i == n - 1 else None
+
+
 def conv_layout(config: ModelConfig) -> list[dict[str, Any]]:
     """Per hidden conv layer: filters, and whether BN, Dropout, pooling or upsampling follow.
 
     The single source of the layer order, used by the Keras builder and the size estimates.
+    "skip_from" is the hidden layer whose pre-pooling output is concatenated last in this
+    block, SKIP_INPUT for the input image, or None; "skip_channels" is the channels that adds.
     """
     n = len(config.filters)
     bn = spread(config.batchnorm, n)
     do = spread(config.dropout, n)
     layers = []
     for i, f in enumerate(config.filters):
+        source = _skip_from(config, i)
+        if source is None:
+            extra = 0
+        elif source == SKIP_INPUT:
+            extra = 1  # greyscale
+        else:
+            extra = config.filters[source]
         layers.append(
             {
                 "filters": f,
@@ -156,6 +192,8 @@ def conv_layout(config: ModelConfig) -> list[dict[str, Any]]:
                 "dropout": i in do,
                 "pool": i < config.pool,
                 "upsample": i >= n - config.pool,
+                "skip_from": source,
+                "skip_channels": extra,
             }
         )
     return layers

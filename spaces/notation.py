@@ -21,6 +21,8 @@ Ambiguities, decided here and nowhere else:
 - Dense widths may be written as products (`28*28`); for the MNIST tasks, widths that are powers
   of 28 print that way, as the study did. The last dense width is the output layer.
 - The final sigmoid Conv2D(1) of conv models is not counted, as in the study.
+- Skip connections (`ModelConfig.skip`, never in the study's rows) have no table column;
+  `describe` ends with ` skip` for them, e.g. `6L,32F(3X3) pool 2+2 skip`.
 """
 
 from __future__ import annotations
@@ -202,4 +204,6 @@ def describe(config: ModelConfig) -> str:
         parts.append(f"dropout {format_dropout(config)}")
     if config.batchnorm:
         parts.append(f"bn {config.batchnorm}")
+    if config.skip:
+        parts.append("skip")
     return " ".join(parts)
