@@ -119,7 +119,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as storage:
         for seed in args.seeds:
             study, study_s = sweep(f"study-{seed}", storage, data, args, seed,
-                                   space="report", search="grid", scheduler="fifo")
+                                   space="report", search="grid", scheduler="fifo",
+                                   num_samples=1)
             budget = float(study["new_images"].sum())
             target = best_final(study)
             arms = {"study": (study, study_s)}
