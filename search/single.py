@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
@@ -29,12 +28,9 @@ def resolve_config(args: argparse.Namespace) -> ModelConfig:
         path = Path(text)
         if not path.is_file():
             raise FileNotFoundError(f"--config: no such file {path}")
-        try:
-            data = json.loads(path.read_text())
-            if not isinstance(data, dict):
-                raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-            config = ModelConfig.from_dict({**data, "task": args.task})
-        except (ValueError, TypeError) as exc:  # JSONDecodeError and ConfigError included
+        try:  # every JSON problem (syntax, depth, fields) is a ConfigError; bad UTF-8 too
+            config = ModelConfig.from_json(path.read_text(), task=args.task)
+        except ValueError as exc:
             raise ValueError(f"--config {path}: {exc}") from None
     else:
         config = parse_row(text, args.pool, args.dropout, args.batchnorm, task=args.task)
