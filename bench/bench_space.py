@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for task in spaces.TASKS:
-        space = spaces.get_space("full", task)
+        space = spaces.get_space("study-axes", task)
         study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
         points = []
         for _ in range(args.draws):

@@ -32,6 +32,22 @@ def _shape(text: str) -> tuple[int, int]:
     return height, width
 
 
+def _duration(text: str) -> float:
+    """Seconds from '90', '90s', '20m', '1h30m'."""
+    import re
+
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
+                         r"(?:(\d+(?:\.\d+)?)s?)?\s*", text.lower())
+    if not match or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"expected a duration such as 20m, 1h30m or 90s, "
+                                         f"got {text!r}")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise argparse.ArgumentTypeError(f"the duration must be positive, got {text!r}")
+    return total
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="search/run.py", description=__doc__, epilog=EPILOG,
@@ -41,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the autoencoder learns: " + "; ".join(
                        f"{name}: {spec.description}" for name, spec in REGISTRY.items()))
     g = p.add_argument_group("sweep")
-    g.add_argument("--space", choices=("report", "full"), default="full",
-                   help="report: replay the study's table rows; full: search the study's axes")
+    g.add_argument("--space", choices=("default", "study-axes", "report"), default="default",
+                   help="default: conv models a short search can win in (spaces/default.py); "
+                        "study-axes: every axis the study tried; report: replay the study's "
+                        "table rows")
     g.add_argument("--search", choices=("optuna", "grid", "random"),
                    help="default: grid for --space report, optuna (TPE) for --space full")
     g.add_argument("--scheduler", choices=("asha", "fifo"),
@@ -53,7 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs per trial and ASHA's max_t "
                         "(default: the study's: 50 for MNIST, 25 for text)")
     g.add_argument("--grace-period", type=int, default=1,
-                   help="ASHA: epochs before a trial can stop")
+                   help="ASHA: reports before a trial can stop")
+    g.add_argument("--report-images", type=int,
+                   help="training examples between two reports, ASHA's unit (default: "
+                        "automatic, several reports an epoch; the run prints it)")
+    g.add_argument("--budget-epochs", type=float,
+                   help="end the sweep once its trials together trained this many epochs")
+    g.add_argument("--time-budget", type=_duration,
+                   help="end the sweep after this long, e.g. 20m, 1h30m, 90s; running "
+                        "trials stop, and the leaderboard, best/ and tables are complete")
     g.add_argument("--checkpoint-every", type=int, default=1, help="checkpoint every k epochs")
     g.add_argument("--rows", type=lambda t: tuple(r.strip() for r in t.split(",") if r.strip()),
                    help="--space report: replay only these study rows, e.g. text/3.3/4,text/3.3/5")

@@ -49,7 +49,7 @@ def refit_best(config: ModelConfig, data: TaskData, sweep_metrics: dict[str, Any
     refit model scores on the (now seen) validation pages is stored as `refit_*`.
     """
     trial = Trial(config, data.with_validation_in_training(), seed=seed)
-    last = list(trial.epochs())[-1]
+    last = list(trial.reports())[-1]
     metrics = {**sweep_metrics, "refit": True,
                **{f"refit_{k}": last[k] for k in (C.TRAIN_LOSS, C.VAL_MSE, C.VAL_RMSE)}}
     with tempfile.TemporaryDirectory() as checkpoint:

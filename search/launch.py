@@ -54,7 +54,9 @@ def settings_from(args: argparse.Namespace):
         space=args.space,
         search=args.search or ("grid" if report else "optuna"),
         scheduler=args.scheduler or ("fifo" if report else "asha"),
-        num_samples=given(args.num_samples, 1 if report else 20),
+        # With a time or trial budget and no --num-samples, trials go on until it is spent.
+        num_samples=given(args.num_samples, 1 if report else
+                          -1 if args.time_budget or args.budget_epochs else 20),
         max_epochs=args.max_epochs,
         grace_period=args.grace_period,
         checkpoint_every=args.checkpoint_every,
@@ -69,6 +71,9 @@ def settings_from(args: argparse.Namespace):
         guard_shape=guard_shape(args),
         **guard_limits(args),
         data=DataOptions.from_args(args),
+        report_images=args.report_images,
+        budget_epochs=args.budget_epochs,
+        time_budget_s=args.time_budget,
     )
 
 
@@ -77,13 +82,14 @@ def launch_sweep(args: argparse.Namespace) -> int:
 
     import ray
 
-    from search.sweep import SweepError, prepare, run_sweep
+    from search.sweep import SweepError, prepare, run_sweep, with_data
 
     settings = prepare(settings_from(args), resume=args.resume)  # before Ray and the data
     if args.refit and args.task != "text":
         raise SweepError("--refit retrains on the validation pages too; it is for --task text "
                          "(MNIST validates on the official test split, which must stay unseen)")
     data = load_task(settings.task, settings.data)
+    settings = with_data(settings, data)
     connect(args.address)
     try:
         if args.gpus_per_trial is None:
@@ -96,6 +102,9 @@ def launch_sweep(args: argparse.Namespace) -> int:
               f"search {settings.search}, scheduler {settings.scheduler}, "
               f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial:g} GPU per trial; "
               f"outputs in {settings.experiment_dir}")
+        print(f"a report every {settings.report_images:,} training examples "
+              f"({settings.reports_per_epoch} per epoch of {settings.epoch_size:,}): ASHA's "
+              f"unit; --report-images changes it")
         results, finished = run_sweep(settings, data, resume=args.resume)
         if not finished:
             print(f"the sweep was interrupted before every trial ended; continue it with the "

@@ -4,6 +4,7 @@ Conv models are fully convolutional (built for `(None, None)` inputs where the t
 e.g. document pages 258 or 420 high), so one model trains on patches and validates on whole pages.
 Pooling never fails on sizes not divisible by 2^k: the input is zero-padded up to a multiple of
 2^pool and the output cropped back, so output shape always equals input shape.
+Skip connections (`config.skip`) are Concatenate layers placed where `conv_layout` says.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from spaces.config import ConfigError, ModelConfig, conv_layout, dense_layout
+from spaces.config import (
+    SKIP_INPUT,
+    ConfigError,
+    ModelConfig,
+    conv_layout,
+    dense_layout,
+)
 
 LOSSES = {"mse": "mean_squared_error", "bce": "binary_crossentropy", "mae": "mean_absolute_error"}
 OPTIMIZERS = {
@@ -64,16 +71,22 @@ class CropTo(layers.Layer):
 
 def _conv(config: ModelConfig, inputs: Any) -> Any:
     x = PadToMultiple(2**config.pool)(inputs) if config.pool else inputs
-    for spec in conv_layout(config):
+    # Pre-pooling outputs by layer index, for skips: taken after the padding, so a decoder
+    # level's upsampled tensor always has exactly their height and width.
+    kept: dict[int | str, Any] = {SKIP_INPUT: x}
+    for i, spec in enumerate(conv_layout(config)):
         x = layers.Conv2D(spec["filters"], config.kernel, activation="relu", padding="same")(x)
         if spec["batchnorm"]:
             x = layers.BatchNormalization()(x)
         if spec["dropout"]:
             x = layers.Dropout(config.dropout_rate)(x)
         if spec["pool"]:
+            kept[i] = x
             x = layers.MaxPooling2D(2)(x)
         if spec["upsample"]:
             x = layers.UpSampling2D(2)(x)
+        if spec["skip_from"] is not None:
+            x = layers.Concatenate(axis=-1)([x, kept[spec["skip_from"]]])
     x = layers.Conv2D(1, config.kernel, activation="sigmoid", padding="same")(x)
     return CropTo()([x, inputs]) if config.pool else x
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
@@ -29,12 +28,9 @@ def resolve_config(args: argparse.Namespace) -> ModelConfig:
         path = Path(text)
         if not path.is_file():
             raise ConfigError(f"--config: no such file {path}")
-        try:
-            data = json.loads(path.read_text())
-            if not isinstance(data, dict):
-                raise ConfigError(f"expected a JSON object, got {type(data).__name__}")
-            config = ModelConfig.from_dict({**data, "task": args.task})
-        except (ValueError, TypeError) as exc:  # JSONDecodeError and ConfigError included
+        try:  # every JSON problem (syntax, depth, fields) is a ConfigError; bad UTF-8 too
+            config = ModelConfig.from_json(path.read_text(), task=args.task)
+        except ValueError as exc:
             raise ConfigError(f"--config {path}: {exc}") from None
     else:
         config = parse_row(text, args.pool, args.dropout, args.batchnorm, task=args.task)
@@ -71,8 +67,8 @@ def run_single(args: argparse.Namespace) -> int:
           f"batch {config.batch_size}, {config.epochs} epochs)")
     print(f"parameters: {trial.params:,}   training examples: {data.n_train}")
     metrics: dict = {}
-    for metrics in trial.epochs():
-        print(f"epoch {metrics[C.EPOCH]:>3}/{config.epochs}  "
+    for metrics in trial.reports():
+        print(f"epoch {metrics[C.EPOCH]:>3g}/{config.epochs}  "
               f"train_loss {metrics[C.TRAIN_LOSS]:.5f}  val_loss {metrics[C.VAL_LOSS]:.5f}  "
               f"train_mse {metrics[C.TRAIN_MSE]:.5f}  val_mse {metrics[C.VAL_MSE]:.5f}  "
               f"val_rmse {metrics[C.VAL_RMSE]:.5f}  {metrics[C.EPOCH_SECONDS]:.1f}s", flush=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,12 +21,12 @@ import optuna
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
-from ray.tune.search.optuna import OptunaSearch
 
 import spaces
 from results.render import atomic_write_text
 from results.sweepdir import read_status
 from search.data import DataOptions, TaskData
+from search.fidelity import BudgetStopper, FidelityOptunaSearch
 from search.progress import SweepCallback
 from search.settings import TrialSettings
 from search.trainable import train_autoencoder
@@ -42,7 +44,7 @@ class SweepSettings:
     """Everything a sweep needs besides the data; written to sweep.json as is."""
 
     task: str
-    space: str = "full"
+    space: str = "default"
     search: str = "optuna"
     scheduler: str = "asha"
     num_samples: int = 20
@@ -62,6 +64,10 @@ class SweepSettings:
     max_activation_mb: float | None = None  # None: the task's default
     guard_shape: tuple[int, int] | None = None  # None: the task's input size
     data: DataOptions = field(default_factory=DataOptions)  # checked on resume
+    report_images: int | None = None  # examples per report (ASHA's unit); None: automatic
+    budget_epochs: float | None = None  # stop the sweep after this many trial-epochs in all
+    time_budget_s: float | None = None  # stop the sweep after this many seconds
+    epoch_size: int | None = None  # training examples per epoch: filled in from the data
 
     def __post_init__(self) -> None:
         bounds = spaces.task_bounds(self.task)  # ConfigError naming the valid tasks
@@ -93,14 +99,26 @@ class SweepSettings:
             raise RuntimeError("max_epochs is not set yet: pass the settings through prepare()")
         return self.max_epochs
 
+    @property
+    def reports_per_epoch(self) -> int:
+        if not self.epoch_size or not self.report_images:
+            return 1
+        return math.ceil(self.epoch_size / self.report_images)
+
+    @property
+    def max_reports(self) -> int:
+        """A full trial's reports: ASHA's max_t, and what the searcher counts as complete."""
+        return self.epoch_budget * self.reports_per_epoch
+
     def trainable_settings(self) -> TrialSettings:
-        """What each trial is told (after `prepare`)."""
+        """What each trial is told (after `prepare` and `with_data`)."""
         if self.max_params is None or self.max_activation_mb is None or self.guard_shape is None:
             raise RuntimeError("the guard's limits are unset; __post_init__ fills them in")
         return TrialSettings(
             max_epochs=self.epoch_budget, max_params=self.max_params,
             max_activation_mb=self.max_activation_mb, guard_shape=self.guard_shape,
             checkpoint_every=self.checkpoint_every, seed=self.seed,
+            report_images=self.report_images,
         )
 
 
@@ -132,14 +150,16 @@ def _optuna_with(sampler: optuna.samplers.BaseSampler) -> Callable[[SweepSetting
     def factory(settings: SweepSettings) -> tuple[Searcher, dict[str, Any]]:
         warm = settings.warm_start == "report"
         points = spaces.warm_start_points(settings.task) if warm else None
-        searcher = OptunaSearch(
-            space=spaces.full_space(settings.task, max_params=settings.max_params,
-                                    max_activation_mb=settings.max_activation_mb,
-                                    input_shape=settings.guard_shape),
+        searcher = FidelityOptunaSearch(
+            space=spaces.sampled_space(settings.space, settings.task,
+                                       max_params=settings.max_params,
+                                       max_activation_mb=settings.max_activation_mb,
+                                       input_shape=settings.guard_shape),
             metric=C.OBJECTIVE,
             mode=C.MODE,
             sampler=sampler,
             points_to_evaluate=points,
+            max_t=settings.max_reports,
         )
         return searcher, {}
 
@@ -147,10 +167,12 @@ def _optuna_with(sampler: optuna.samplers.BaseSampler) -> Callable[[SweepSetting
 
 
 def _tpe(seed: int) -> optuna.samplers.TPESampler:
-    """TPE for conditional spaces: multivariate, grouped by which parameters a trial has."""
-    with warnings.catch_warnings():  # `group` is marked experimental in Optuna 5.0
+    """TPE for conditional spaces: multivariate, grouped by which parameters a trial has;
+    `constant_liar` so that concurrent trials do not get the same proposal."""
+    with warnings.catch_warnings():  # `group`, `constant_liar` are experimental in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed)
+        return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True,
+                                          seed=seed)
 
 
 SEARCHERS: dict[str, Callable[[SweepSettings], tuple[Searcher | None, dict[str, Any]]]] = {
@@ -160,12 +182,14 @@ SEARCHERS: dict[str, Callable[[SweepSettings], tuple[Searcher | None, dict[str, 
 }
 
 # The space each search needs: a grid is a finite list, Optuna samples a define-by-run function.
-SPACE_OF_SEARCH = {"grid": "report", "optuna": "full", "random": "full"}
+SPACES_OF_SEARCH = {"grid": ("report",), "optuna": spaces.SAMPLED_SPACES,
+                    "random": spaces.SAMPLED_SPACES}
 
 SCHEDULERS: dict[str, Callable[[SweepSettings], TrialScheduler]] = {
-    # Epochs are ASHA's time unit; early stopping lives here, never in an Optuna pruner.
-    "asha": lambda s: ASHAScheduler(time_attr=C.TRAINING_ITERATION, max_t=s.epoch_budget,
-                                    grace_period=min(s.grace_period, s.epoch_budget),
+    # Reports (a fixed number of examples each) are ASHA's time unit; early stopping lives
+    # here, never in an Optuna pruner.
+    "asha": lambda s: ASHAScheduler(time_attr=C.TRAINING_ITERATION, max_t=s.max_reports,
+                                    grace_period=min(s.grace_period, s.max_reports),
                                     reduction_factor=3),
     "fifo": lambda s: FIFOScheduler(),
 }
@@ -189,20 +213,27 @@ def validate(settings: SweepSettings) -> None:
         raise SweepError(f"--search must be one of {', '.join(SEARCHERS)}")
     if settings.scheduler not in SCHEDULERS:
         raise SweepError(f"--scheduler must be one of {', '.join(SCHEDULERS)}")
-    if settings.space != SPACE_OF_SEARCH[settings.search]:
+    if settings.space not in SPACES_OF_SEARCH[settings.search]:
         raise SweepError(
             "--search grid needs a finite space: use --space report"
             if settings.search == "grid" else
-            f"--search {settings.search} samples a define-by-run space: use --space full "
-            f"(--space report replays the study's rows with --search grid)"
+            f"--search {settings.search} samples a define-by-run space: use --space "
+            f"{' or '.join(spaces.SAMPLED_SPACES)} (--space report replays the study's rows "
+            f"with --search grid)"
         )
-    for flag, value in (("--num-samples", settings.num_samples),
+    unbounded = settings.num_samples == -1 and (settings.budget_epochs or settings.time_budget_s)
+    for flag, value in (("--num-samples", None if unbounded else settings.num_samples),
                         ("--max-epochs", settings.max_epochs),
                         ("--grace-period", settings.grace_period),
                         ("--checkpoint-every", settings.checkpoint_every),
-                        ("--max-concurrent", settings.max_concurrent)):
+                        ("--max-concurrent", settings.max_concurrent),
+                        ("--report-images", settings.report_images)):
         if value is not None and value < 1:
             raise SweepError(f"{flag} must be at least 1, got {value}")
+    for flag, budget in (("--budget-epochs", settings.budget_epochs),
+                         ("--time-budget", settings.time_budget_s)):
+        if budget is not None and not (math.isfinite(budget) and budget > 0):
+            raise SweepError(f"{flag} must be a positive number, got {budget}")
     if settings.cpus_per_trial <= 0 or settings.gpus_per_trial < 0:
         raise SweepError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     if settings.warm_start not in (None, "report"):
@@ -260,12 +291,43 @@ def _expected_trials(settings: SweepSettings) -> int:
     return grid * settings.num_samples
 
 
-def _all_trials_ended(settings: SweepSettings) -> bool:
+def _all_trials_ended(settings: SweepSettings, *, out_of_budget: bool = False) -> bool:
     """True when every trial of the sweep ended (finished or failed) rather than being
-    interrupted (Ctrl-C makes `Tuner.fit` return normally with trials left unfinished)."""
+    interrupted (Ctrl-C makes `Tuner.fit` return normally with trials left unfinished).
+    A sweep that spent its time or trial budget has ended with fewer trials than asked."""
     statuses = read_status(settings.experiment_dir)
     ended = sum(status in C.ENDED for status in statuses.values())
+    if out_of_budget:
+        return ended == len(statuses)
+    if settings.num_samples < 0:  # trials until the budget is spent: it was not
+        return False
     return ended == len(statuses) and ended >= _expected_trials(settings)
+
+
+def report_images(settings: SweepSettings, data: TaskData) -> int:
+    """Examples per report: --report-images, else enough that validating costs at most about
+    half of the training between two reports (validation sees whole images), at least 8
+    reports an epoch where the data allows, never more than one epoch."""
+    if settings.report_images:
+        return min(settings.report_images, data.epoch_size)
+    first, _ = data.training_groups(0)[0]
+    train_pixels = first.shape[1] * first.shape[2]
+    val_pixels = sum(x.shape[0] * x.shape[1] * x.shape[2] for x, _ in data.val)
+    validation_cost = math.ceil(2 * val_pixels / train_pixels)
+    return int(min(data.epoch_size, max(validation_cost, math.ceil(data.epoch_size / 8))))
+
+
+def with_data(settings: SweepSettings, data: TaskData) -> SweepSettings:
+    """The settings with what only the data can tell: the epoch size and the report size."""
+    return dataclasses.replace(settings, epoch_size=data.epoch_size,
+                               report_images=report_images(settings, data))
+
+
+def _budget_stopper(settings: SweepSettings) -> BudgetStopper | None:
+    if settings.budget_epochs is None or not settings.epoch_size:
+        return None
+    return BudgetStopper(int(settings.budget_epochs * settings.epoch_size),
+                         settings.experiment_dir / "budget.json")
 
 
 def prepare(settings: SweepSettings, *, resume: bool = False) -> SweepSettings:
@@ -285,6 +347,7 @@ def run_sweep(settings: SweepSettings, data: TaskData, *,
     sweep can then be resumed).
     """
     settings = prepare(settings, resume=resume)  # cheap and idempotent
+    settings = with_data(settings, data)
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     trainable = tune.with_resources(
         tune.with_parameters(train_autoencoder, data=data, settings=settings.trainable_settings()),
@@ -308,11 +371,16 @@ def run_sweep(settings: SweepSettings, data: TaskData, *,
                 num_samples=settings.num_samples,
                 max_concurrent_trials=settings.max_concurrent,
                 trial_dirname_creator=_trial_dirname,
+                time_budget_s=settings.time_budget_s,
+                # One worker process runs trial after trial: TensorFlow is imported once per
+                # worker, not once per trial (the trainable clears Keras' session).
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=settings.name,
                 storage_path=settings.storage_path,
                 callbacks=[SweepCallback(settings.experiment_dir, meta)],
+                stop=_budget_stopper(settings),
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                 checkpoint_config=tune.CheckpointConfig(
                     num_to_keep=2,
@@ -323,7 +391,14 @@ def run_sweep(settings: SweepSettings, data: TaskData, *,
             ),
         )
     _write_sweep_file(meta, settings)  # only now: a sweep that could not start leaves no trace
+    started = time.monotonic()
     results = tuner.fit()
-    finished = _all_trials_ended(settings)
+    stopper = _budget_stopper(settings)
+    out_of_budget = (
+        (settings.time_budget_s is not None
+         and time.monotonic() - started >= settings.time_budget_s * 0.99)
+        or (stopper is not None and stopper.stop_all())
+    )
+    finished = _all_trials_ended(settings, out_of_budget=out_of_budget)
     _write_sweep_file({**meta, "finished": finished}, settings)
     return results, finished

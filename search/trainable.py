@@ -36,31 +36,38 @@ def trial_seed(base: int, trial_id: str) -> int:
 
 
 def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSettings) -> None:
-    """Ray Tune function trainable: one config, reporting every epoch.
+    """Ray Tune function trainable: one config, reporting every `report_images` examples.
 
     `data` arrives through `tune.with_parameters` (Ray's object store), so worker nodes never
-    read the data set themselves; `settings` are the sweep's per-trial options.
+    read the data set themselves; `settings` are the sweep's per-trial options. With
+    `reuse_actors`, one worker process runs trial after trial, so TensorFlow is imported once
+    per worker and each trial starts from a cleared Keras session.
     """
+    import keras
+
     resources = tune.get_context().get_trial_resources().required_resources
     configure_backend(resources.get("CPU"))
+    keras.backend.clear_session()
     model = model_config(config, settings)
     check(model, settings.guard_shape, max_params=settings.max_params,
           max_activation_mb=settings.max_activation_mb)
 
+    report_images = settings.report_images
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            trial = Trial.resume(directory, model, data)
+            trial = Trial.resume(directory, model, data, report_images=report_images)
     else:
-        trial = Trial(model, data, seed=trial_seed(settings.seed,
-                                                   tune.get_context().get_trial_id()))
+        trial = Trial(model, data, report_images=report_images,
+                      seed=trial_seed(settings.seed, tune.get_context().get_trial_id()))
 
     node = ray.get_runtime_context().get_node_id()
     every = int(settings.checkpoint_every)
-    for metrics in trial.epochs():
+    for metrics in trial.reports():
         metrics[C.NODE] = node
-        last = trial.epoch >= model.epochs
-        if trial.epoch % every == 0 or last:
+        epoch_end = trial.images % trial.epoch_size == 0
+        last = trial.images >= trial.total_images or C.VERDICT in metrics
+        if (epoch_end and round(trial.epoch) % every == 0) or last:
             with tempfile.TemporaryDirectory() as directory:
                 trial.save(directory, metrics)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

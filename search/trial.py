@@ -67,24 +67,61 @@ def pixel_losses(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
 
 def evaluate(model: Any, groups: list[tuple[np.ndarray, np.ndarray]], loss: str,
              batch_size: int) -> dict[str, float]:
-    """Validation metrics over whole images: per-pixel loss and MSE, and RMSE (Kaggle)."""
+    """Validation metrics over whole images: per-pixel loss and MSE, RMSE (Kaggle), and what
+    the health check needs (the output's spread, and how far the output is from the input)."""
     totals = {"mse": 0.0, "mae": 0.0, "bce": 0.0, "pixels": 0.0}
+    out_sum = out_sq = input_gap = 0.0
     for x, y in groups:
         for start in range(0, len(x), batch_size):
-            pred = model.predict_on_batch(x[start : start + batch_size])
-            for key, value in pixel_losses(np.asarray(pred), y[start : start + batch_size]).items():
+            pred = np.asarray(model.predict_on_batch(x[start : start + batch_size]),
+                              dtype=np.float64)
+            for key, value in pixel_losses(pred, y[start : start + batch_size]).items():
                 totals[key] += value
+            out_sum += float(np.sum(pred))
+            out_sq += float(np.sum(pred * pred))
+            input_gap += float(np.sum(np.abs(pred - x[start : start + batch_size])))
     pixels = max(totals["pixels"], 1.0)
     mse = totals["mse"] / pixels
-    return {C.VAL_LOSS: totals[loss] / pixels, C.VAL_MSE: mse, C.VAL_RMSE: math.sqrt(mse)}
+    mean = out_sum / pixels
+    return {C.VAL_LOSS: totals[loss] / pixels, C.VAL_MSE: mse, C.VAL_RMSE: math.sqrt(mse),
+            C.VAL_OUTPUT_STD: math.sqrt(max(out_sq / pixels - mean * mean, 0.0)),
+            C.VAL_INPUT_GAP: input_gap / pixels}
+
+
+# Below these, a model's validation output is constant (all zeros, all ones, the mean) or
+# copies its input: the trivial predictors. Such a trial has stopped learning for good (the
+# sigmoid+MSE collapse, a dead ReLU stack), so it is stopped at once rather than trained on.
+COLLAPSE_STD = 1e-3
+COLLAPSE_INPUT_GAP = 1e-3
+
+
+def health(metrics: dict[str, Any]) -> tuple[str, str]:
+    """(status, reason) of a report: ("", "") if the trial may go on, else why it must stop."""
+    for key in (C.TRAIN_LOSS, C.VAL_LOSS, C.VAL_MSE):
+        value = metrics.get(key)
+        if value is None or not math.isfinite(value):
+            return C.Status.DIVERGED, f"{key} is {value} (the loss diverged)"
+    if metrics.get(C.VAL_OUTPUT_STD, 1.0) < COLLAPSE_STD:
+        return C.Status.COLLAPSED, (f"constant output (std {metrics[C.VAL_OUTPUT_STD]:.1e}): "
+                             f"val_mse {metrics[C.VAL_MSE]:.5f} is the trivial predictor's")
+    if metrics.get(C.VAL_INPUT_GAP, 1.0) < COLLAPSE_INPUT_GAP:
+        return C.Status.COLLAPSED, (f"the output copies the input (mean |out - in| "
+                             f"{metrics[C.VAL_INPUT_GAP]:.1e})")
+    return "", ""
 
 
 class Trial:
-    """Trains `config` on `data`; `epochs()` yields each epoch's metrics as a plain dict."""
+    """Trains `config` on `data`; `reports()` yields metrics every `report_images` examples.
+
+    A report is the unit of fidelity that ASHA stops trials at: a fixed number of training
+    examples (images, or patches for text), so that a trial can be judged before its first
+    epoch ends. Training position is counted in examples seen, so a checkpoint taken at any
+    report resumes exactly there.
+    """
 
     def __init__(self, config: ModelConfig, data: TaskData, *, seed: int = 0,
-                 model: Any = None, epoch: int = 0, seconds: float = 0.0,
-                 eval_batch_size: int | None = None) -> None:
+                 model: Any = None, images: int = 0, seconds: float = 0.0,
+                 eval_batch_size: int | None = None, report_images: int | None = None) -> None:
         import keras
 
         from search.models import build_model
@@ -92,8 +129,12 @@ class Trial:
         self.config = config
         self.data = data
         self.seed = seed
-        self.epoch = epoch
+        self.images = images
         self.seconds = seconds
+        self.epoch_size = data.epoch_size
+        self.report_images = min(report_images or self.epoch_size, self.epoch_size)
+        if self.report_images < 1:
+            raise ValueError(f"report_images must be >= 1, got {report_images}")
         self.eval_batch_size = eval_batch_size or (config.batch_size if data.val_names == () else 4)
         if model is None:
             keras.utils.set_random_seed(seed)
@@ -101,46 +142,87 @@ class Trial:
         self.model = model
         self.params = int(model.count_params())
         self.notation = describe(config)
+        self._order: tuple[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
 
-    def epochs(self) -> Iterator[dict[str, Any]]:
-        """Train the remaining epochs (up to config.epochs), yielding metrics after each."""
+    @property
+    def epoch(self) -> float:
+        """Epochs trained so far (fractional between epoch ends)."""
+        return self.images / self.epoch_size
+
+    @property
+    def total_images(self) -> int:
+        return self.config.epochs * self.epoch_size
+
+    def _epoch_order(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Epoch `epoch`'s examples in training order, as same-size (x, y) runs (kept for the
+        epoch's later reports)."""
+        if self._order is not None and self._order[0] == epoch:
+            return self._order[1]
+        groups = self.data.training_groups(epoch)
+        rng = np.random.default_rng((self.seed, epoch))
+        runs = []
+        for g in rng.permutation(len(groups)):
+            x, y = groups[g]
+            order = rng.permutation(len(x))
+            runs.append((x[order], y[order]))
+        self._order = (epoch, runs)
+        return runs
+
+    def _train_slice(self, epoch: int, start: int, stop: int) -> tuple[float, float, int]:
+        """Train on examples [start, stop) of epoch `epoch`; (loss sum, mse sum, count)."""
+        loss_sum = mse_sum = 0.0
+        count = offset = 0
+        for x, y in self._epoch_order(epoch):
+            lo, hi = max(start - offset, 0), min(stop - offset, len(x))
+            offset += len(x)
+            if lo >= hi:
+                continue
+            history = self.model.fit(x[lo:hi], y[lo:hi], batch_size=self.config.batch_size,
+                                     epochs=1, shuffle=False, verbose=0)
+            loss_sum += history.history["loss"][-1] * (hi - lo)
+            mse_sum += history.history["mse"][-1] * (hi - lo)
+            count += hi - lo
+        return loss_sum, mse_sum, count
+
+    def reports(self) -> Iterator[dict[str, Any]]:
+        """Train up to config.epochs, yielding metrics every `report_images` examples and at
+        each epoch's end. Stops early, after yielding, when `health` says the trial is lost."""
         import keras
 
-        while self.epoch < self.config.epochs:
-            keras.utils.set_random_seed(self.seed * 100_003 + self.epoch)
-            start = time.perf_counter()
-            groups = self.data.training_groups(self.epoch)
-            order = np.random.default_rng((self.seed, self.epoch)).permutation(len(groups))
-            loss_sum = mse_sum = 0.0
-            count = 0
-            for i in order:
-                x, y = groups[i]
-                history = self.model.fit(x, y, batch_size=self.config.batch_size, epochs=1,
-                                         shuffle=True, verbose=0)
-                loss_sum += history.history["loss"][-1] * len(x)
-                mse_sum += history.history["mse"][-1] * len(x)
-                count += len(x)
-            train_seconds = time.perf_counter() - start
+        while self.images < self.total_images:
+            epoch, start = divmod(self.images, self.epoch_size)
+            stop = min(start + self.report_images, self.epoch_size)
+            keras.utils.set_random_seed(self.seed * 100_003 + self.images)
+            began = time.perf_counter()
+            loss_sum, mse_sum, count = self._train_slice(epoch, start, stop)
+            train_seconds = time.perf_counter() - began
             val = evaluate(self.model, list(self.data.val), self.config.loss, self.eval_batch_size)
-            self.epoch += 1
+            self.images += stop - start
             self.seconds += train_seconds
-            yield {
-                C.EPOCH: self.epoch,
-                C.TRAIN_LOSS: loss_sum / count,
-                C.TRAIN_MSE: mse_sum / count,
+            metrics = {
+                C.EPOCH: round(self.epoch, 6),
+                C.IMAGES: self.images,
+                C.TRAIN_LOSS: loss_sum / max(count, 1),
+                C.TRAIN_MSE: mse_sum / max(count, 1),
                 **val,
                 C.PARAMS: self.params,
                 C.EPOCH_SECONDS: train_seconds,
                 C.SECONDS: self.seconds,
                 C.NOTATION: self.notation,
             }
+            status, reason = health(metrics)
+            if status:
+                metrics[C.VERDICT], metrics[C.REASON] = status, reason
+            yield metrics
+            if status:
+                return
 
     def save(self, directory: str | Path, metrics: dict[str, Any] | None = None) -> Path:
         """Write the model (with optimizer state) and where training stands."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save(directory / C.MODEL_FILE)
-        state = {"epoch": self.epoch, "seconds": self.seconds, "seed": self.seed}
+        state = {"images": self.images, "seconds": self.seconds, "seed": self.seed}
         (directory / C.STATE_FILE).write_text(json.dumps(state))
         (directory / C.CONFIG_FILE).write_text(self.config.to_json())
         (directory / C.NOTATION_FILE).write_text(self.notation + "\n")
@@ -149,15 +231,16 @@ class Trial:
         return directory
 
     @classmethod
-    def resume(cls, directory: str | Path, config: ModelConfig, data: TaskData) -> Trial:
+    def resume(cls, directory: str | Path, config: ModelConfig, data: TaskData,
+               report_images: int | None = None) -> Trial:
         """Continue from a directory written by `save` (a Ray checkpoint)."""
         from search.models import load_model
 
         directory = Path(directory)
         state = json.loads((directory / C.STATE_FILE).read_text())
         model = load_model(directory / C.MODEL_FILE)
-        return cls(config, data, seed=state["seed"], model=model, epoch=state["epoch"],
-                   seconds=state["seconds"])
+        return cls(config, data, seed=state["seed"], model=model, images=state["images"],
+                   seconds=state["seconds"], report_images=report_images)
 
 
 def reconstructions(model: Any, data: TaskData, count: int = 6) -> dict[str, np.ndarray]:

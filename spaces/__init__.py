@@ -1,12 +1,14 @@
-"""Search spaces over autoencoder configs: the study's rows (`report`) and its axes (`full`).
+"""Search spaces over autoencoder configs: `default`, the study's axes (`study-axes`) and
+the study's rows (`report`).
 
 The leaf package: imports nothing else of ours and no ML framework, so `search/` and
 `results/` can both use it.
 
     REGISTRY[task]             -> TaskSpec: name, description, bounds, full space
     get_space("report", task)  -> list of Ray grid points {MODEL_KEY: config, REPORT_KEY: id}
-    get_space("full", task)    -> a module-level define-by-run function for
-                                  ray.tune.search.optuna.OptunaSearch(space=...)
+    get_space("default", task) -> the default space (spaces/default.py), and
+    get_space("study-axes", task) -> the study's axes (spaces/full.py): define-by-run
+                                  functions for ray.tune.search.optuna.OptunaSearch(space=...)
     warm_start_points(task)    -> the study's best rows as full-space points, for
                                   OptunaSearch(points_to_evaluate=...)
 """
@@ -18,14 +20,15 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from spaces import default
 from spaces.axes import TaskBounds
 from spaces.config import ConfigError
 from spaces.full import point_for, sample
 from spaces.report import report_space, study_rows
 from spaces.tasks import REGISTRY, TaskSpec
 
-__all__ = ["REGISTRY", "SPACES", "TASKS", "TaskSpec", "full_space", "get_space", "task_bounds",
-           "warm_start_points"]
+__all__ = ["REGISTRY", "SAMPLED_SPACES", "SPACES", "TASKS", "TaskSpec", "full_space",
+           "get_space", "sampled_space", "task_bounds", "warm_start_points"]
 
 TASKS = tuple(REGISTRY)
 
@@ -34,7 +37,15 @@ def _full_space(task: str) -> Callable[[Any], dict[str, Any]]:
     return REGISTRY[task].full_space
 
 
-SPACES: dict[str, Callable[[str], Any]] = {"report": report_space, "full": _full_space}
+def _default_space(task: str) -> Callable[[Any], dict[str, Any]]:
+    return functools.partial(default.sample, bounds=REGISTRY[task].default)
+
+
+SPACES: dict[str, Callable[[str], Any]] = {
+    "default": _default_space, "study-axes": _full_space, "report": report_space,
+}
+# The spaces Optuna samples (define-by-run functions); "report" is a finite grid.
+SAMPLED_SPACES = ("default", "study-axes")
 
 
 def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
@@ -43,7 +54,7 @@ def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
 
 
 def get_space(space: str, task: str) -> Any:
-    """The `space` ("report" or "full") of `task`; see the module docstring for the types."""
+    """The `space` of `task` (a name in SPACES); see the module docstring for the types."""
     _check("space", space, tuple(SPACES))
     _check("task", task, TASKS)
     return SPACES[space](task)
@@ -53,6 +64,28 @@ def task_bounds(task: str) -> TaskBounds:
     """The full space's bounds and the resource guard's defaults for `task`."""
     _check("task", task, TASKS)
     return REGISTRY[task].bounds
+
+
+def sampled_space(
+    space: str, task: str, *, max_params: int | None = None,
+    max_activation_mb: float | None = None, input_shape: tuple[int, int] | None = None,
+) -> Callable[[Any], dict[str, Any]]:
+    """`space` ("default" or "study-axes") of `task` under the user's limits."""
+    _check("space", space, SAMPLED_SPACES)
+    if space == "study-axes":
+        return full_space(task, max_params=max_params, max_activation_mb=max_activation_mb,
+                          input_shape=input_shape)
+    _check("task", task, TASKS)
+    bounds = REGISTRY[task].default
+    # The user's limits tighten the default space's caps, never loosen them.
+    limited = dataclasses.replace(
+        bounds,
+        max_params=min(bounds.max_params, max_params or bounds.max_params),
+        max_activation_mb=min(bounds.max_activation_mb,
+                              max_activation_mb or bounds.max_activation_mb),
+        input_shape=(input_shape[0], input_shape[1]) if input_shape else bounds.input_shape,
+    )
+    return functools.partial(default.sample, bounds=limited)
 
 
 def full_space(

@@ -23,7 +23,12 @@ TRAIN_MSE = "train_mse"
 VAL_MSE = "val_mse"
 VAL_RMSE = "val_rmse"  # sqrt of the per-pixel MSE over whole validation images (Kaggle metric)
 PARAMS = "params"
-EPOCH = "epoch"
+EPOCH = "epoch"  # epochs trained so far; fractional between reports inside an epoch
+IMAGES = "images"  # training examples seen so far (images, or patches for text)
+VAL_OUTPUT_STD = "val_output_std"  # spread of the validation outputs (0: constant output)
+VAL_INPUT_GAP = "val_input_gap"  # mean |output - input| (0: the model copies its input)
+VERDICT = "verdict"  # set when a trial stopped itself: COLLAPSED or DIVERGED
+REASON = "reason"  # why, in words
 EPOCH_SECONDS = "epoch_seconds"
 SECONDS = "seconds"  # training seconds so far, summed over epochs
 NODE = "node"  # Ray node id of the worker that ran the epoch
@@ -69,12 +74,16 @@ class Status(StrEnum):
     PENDING = "PENDING"
     PAUSED = "PAUSED"
     STOPPED = "STOPPED"  # inferred: the sweep finished before the trial reached its epochs
+    # A trial that stopped itself (search/trial.py `health`); Ray sees it TERMINATED.
+    COLLAPSED = "COLLAPSED"  # constant output, or a copy of its input: the trivial predictors
+    DIVERGED = "DIVERGED"  # NaN or inf loss
 
 
 # The statuses a trial never leaves. Ray's live trials are never STOPPED (only files are read
 # as STOPPED), so live code may use these sets too.
 FAILED = frozenset({Status.ERROR})
 FINISHED = frozenset({Status.TERMINATED, Status.STOPPED})  # ended without failing
-ENDED = FINISHED | FAILED
+UNHEALTHY = frozenset({Status.COLLAPSED, Status.DIVERGED})  # ended, never ranked as best
+ENDED = FINISHED | FAILED | UNHEALTHY
 # Statuses of a trial the sweep may still run.
 ACTIVE = frozenset({Status.RUNNING, Status.PENDING, Status.PAUSED})

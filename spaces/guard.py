@@ -8,10 +8,10 @@ the full space calls it on every draw.
   n_in*n_out + n_out, BatchNormalization 4*c (gamma, beta and the two moving statistics).
 - activation_bytes: float32 bytes of every layer's output (the input excepted) for one batch
   of `config.batch_size` images of `input_shape`: the padding and cropping layers of pooled
-  conv models, each Conv2D, BatchNormalization, Dropout, MaxPooling2D and UpSampling2D, the
-  final Conv2D(1); for dense models Flatten, each Dense, BatchNormalization, Dropout and the
-  Reshape. A forward pass keeps these for the backward pass, so they bound training memory
-  from below.
+  conv models, each Conv2D, BatchNormalization, Dropout, MaxPooling2D, UpSampling2D and
+  Concatenate (skip connections), the final Conv2D(1); for dense models Flatten, each Dense,
+  BatchNormalization, Dropout and the Reshape. A forward pass keeps these for the backward
+  pass, so they bound training memory from below.
 """
 
 from __future__ import annotations
@@ -74,6 +74,9 @@ def _conv_footprint(config: ModelConfig, height: int, width: int) -> tuple[int, 
         if spec["upsample"]:
             h, w = h * 2, w * 2
             values += h * w * f
+        if spec["skip_channels"]:
+            channels = f + spec["skip_channels"]
+            values += h * w * channels  # Concatenate
     params += k2 * channels + 1  # the final sigmoid Conv2D(1)
     values += h * w
     if config.pool:

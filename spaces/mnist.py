@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spaces.axes import TaskBounds
+from spaces.default import DefaultBounds
 from spaces.full import SuggestTrial, sample
 
 BOUNDS = TaskBounds(
@@ -28,3 +29,8 @@ BOUNDS = TaskBounds(
 def full_space(trial: SuggestTrial) -> dict[str, Any]:
     """Define-by-run space for Ray's `OptunaSearch(space=full_space)`."""
     return sample(trial, BOUNDS)
+
+
+# The default space: 28x28 digits need no pooling (the study's best MNIST models have none).
+DEFAULT = DefaultBounds(task="mnist", input_shape=(28, 28), depths=(2, 6),
+                        batch_sizes=(32, 64, 128))

@@ -10,6 +10,7 @@ from spaces import mnist
 from spaces.full import SuggestTrial, sample
 
 BOUNDS = dataclasses.replace(mnist.BOUNDS, task="mnist-denoise")
+DEFAULT = dataclasses.replace(mnist.DEFAULT, task="mnist-denoise")
 
 
 def full_space(trial: SuggestTrial) -> dict[str, Any]:

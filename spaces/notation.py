@@ -21,6 +21,8 @@ Ambiguities, decided here and nowhere else:
 - Dense widths may be written as products (`28*28`); for the MNIST tasks, widths that are powers
   of 28 print that way, as the study did. The last dense width is the output layer.
 - The final sigmoid Conv2D(1) of conv models is not counted, as in the study.
+- Skip connections (`ModelConfig.skip`, never in the study's rows) have no table column;
+  `describe` ends with ` skip` for them, e.g. `6L,32F(3X3) pool 2+2 skip`.
 """
 
 from __future__ import annotations
@@ -29,12 +31,24 @@ import math
 import re
 from typing import Any
 
-from spaces.config import ConfigError, ModelConfig
+from spaces.config import MAX_DENSE_WIDTH, MAX_DEPTH, ConfigError, ModelConfig, shown
 
-_CONV = re.compile(r"^(\d+)L,([\d,]+)F\((\d+)X(\d+)\)$", re.IGNORECASE)
-_DENSE = re.compile(r"^(\d+)L((?:\([\d*,]+\))+)$", re.IGNORECASE)
-_POOL = re.compile(r"^(\d+)(?:\+(\d+))?(?:\(2X2\))?$", re.IGNORECASE)
-_DROPOUT = re.compile(r"^(\d+)(?:\(p=([0-9.]+)\))?$", re.IGNORECASE)
+# ASCII digits only: `\d` would also match other scripts' digits, and str.isdigit superscripts
+# such as '²' that int() refuses.
+_FLAGS = re.IGNORECASE | re.ASCII
+_CONV = re.compile(r"^(\d+)L,([\d,]+)F\((\d+)X(\d+)\)$", _FLAGS)
+_DENSE = re.compile(r"^(\d+)L((?:\([\d*,]+\))+)$", _FLAGS)
+_POOL = re.compile(r"^(\d+)(?:\+(\d+))?(?:\(2X2\))?$", _FLAGS)
+_DROPOUT = re.compile(r"^(\d+)(?:\(p=([0-9.eE+-]+)\))?$", _FLAGS)
+_COUNT = re.compile(r"^\d+$", _FLAGS)
+# describe()'s one line: the layers, then optional "pool", "dropout" and "bn" parts.
+_DESCRIPTION = re.compile(
+    r"^(?P<layers>.+?)(?:\s+pool\s+(?P<pool>\S+?(?:\s*\(2X2\))?))?"
+    r"(?:\s+dropout\s+(?P<dropout>\d+(?:\s*\(p=[^)]*\))?))?(?:\s+bn\s+(?P<bn>\S+))?"
+    r"(?P<skip>\s+skip)?\s*$",
+    _FLAGS,
+)
+_MAX_DIGITS = 12  # far above every bound; int() of 4301+ digits would raise a bare ValueError
 _MNIST_SIDE = 28
 
 
@@ -46,11 +60,21 @@ def _squash(text: str | int) -> str:
     return re.sub(r"\s+", "", str(text))
 
 
+def _number(token: str, what: str) -> int:
+    """An ASCII-digit token as an int, refusing (with `what`) tokens too long to be sane."""
+    if len(token) > _MAX_DIGITS or not _COUNT.match(token):
+        raise NotationError(f"{what} {shown(token)} is not a number of at most {_MAX_DIGITS} "
+                            f"digits")
+    return int(token)
+
+
 def expand(values: list[int], n: int, *, what: str = "values") -> tuple[int, ...]:
     """Expand a written list of m values to n layers (see the module docstring)."""
     m = len(values)
     if n < 1:
         raise NotationError(f"a model needs at least one layer, got {n}L")
+    if n > MAX_DEPTH or m > MAX_DEPTH:  # checked before a tuple of n values is built
+        raise NotationError(f"{n}L with {m} {what}: at most {MAX_DEPTH} layers are allowed")
     if m == n:
         return tuple(values)
     if m == 1:
@@ -76,30 +100,36 @@ def compress(values: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _parse_int_expr(token: str) -> int:
-    try:
-        return math.prod(int(part) for part in token.split("*"))
-    except ValueError:
-        raise NotationError(
-            f"{token!r} is not a width (an integer or a product like 28*28)"
-        ) from None
+    """`784` or `28*28` -> 784; products stop growing once past MAX_DENSE_WIDTH."""
+    width = 1
+    for part in token.split("*"):
+        if not _COUNT.match(part) or len(part) > _MAX_DIGITS:
+            raise NotationError(
+                f"{shown(token)} is not a width (an integer or a product like 28*28)")
+        width *= int(part)
+        if width > MAX_DENSE_WIDTH:
+            raise NotationError(f"dense width {shown(token)} exceeds {MAX_DENSE_WIDTH} units")
+    return width
 
 
 def parse_layers(text: str) -> dict[str, Any]:
     """`6L,16F(3X3)` -> {family, filters, kernel}; `3L(2000,2000,226800)` -> dense widths."""
     s = _squash(text)
     if m := _CONV.match(s):
-        n, listed, k1, k2 = int(m[1]), m[2], int(m[3]), int(m[4])
+        n, listed = _number(m[1], "layer count"), m[2]
+        k1, k2 = _number(m[3], "kernel"), _number(m[4], "kernel")
         if k1 != k2:
-            raise NotationError(f"{text!r}: only square kernels are supported, got {k1}X{k2}")
-        values = [int(v) for v in listed.strip(",").split(",") if v]
+            raise NotationError(f"{shown(text)}: only square kernels are supported, got "
+                                f"{k1}X{k2}")
+        values = [_number(v, "filter count") for v in listed.strip(",").split(",") if v]
         return {"family": "conv", "filters": expand(values, n, what="filter counts"), "kernel": k1}
     if m := _DENSE.match(s):
-        n = int(m[1])
+        n = _number(m[1], "layer count")
         tokens = [t for t in re.split(r"[(),]+", m[2]) if t]
         widths = expand([_parse_int_expr(t) for t in tokens], n, what="widths")
         return {"family": "dense", "dense_widths": widths, "filters": ()}
     raise NotationError(
-        f"{text!r} is not in the study's notation: expected e.g. '6L,16,8,8F(3X3)' (conv) "
+        f"{shown(text)} is not in the study's notation: expected e.g. '6L,16,8,8F(3X3)' (conv) "
         f"or '3L(2000, 2000, 226800)' (dense)"
     )
 
@@ -110,8 +140,9 @@ def parse_pool(text: str | int | None) -> int:
         return 0
     m = _POOL.match(s)
     if not m or (m[2] is not None and m[1] != m[2]):
-        raise NotationError(f"{text!r} is not a pooling count: expected e.g. '0', '2+2' or '1'")
-    return int(m[1])
+        raise NotationError(
+            f"{shown(text)} is not a pooling count: expected e.g. '0', '2+2' or '1'")
+    return _number(m[1], "pooling count")
 
 
 def parse_dropout(text: str | int | None, default_rate: float = 0.2) -> tuple[int, float]:
@@ -120,17 +151,25 @@ def parse_dropout(text: str | int | None, default_rate: float = 0.2) -> tuple[in
         return 0, default_rate
     m = _DROPOUT.match(s)
     if not m:
-        raise NotationError(f"{text!r} is not a dropout entry: expected e.g. '0' or '2 (p=0.2)'")
-    return int(m[1]), float(m[2]) if m[2] else default_rate
+        raise NotationError(
+            f"{shown(text)} is not a dropout entry: expected e.g. '0' or '2 (p=0.2)'")
+    count = _number(m[1], "dropout count")
+    if not m[2]:
+        return count, default_rate
+    try:
+        return count, float(m[2])
+    except ValueError:
+        raise NotationError(f"dropout rate {shown(m[2])} in {shown(text)} is not a number"
+                            ) from None
 
 
 def parse_count(text: str | int | None, what: str = "batchnorm") -> int:
     s = _squash("" if text is None else text)
     if s in ("", "nan", "-"):
         return 0
-    if not s.isdigit():
-        raise NotationError(f"{text!r} is not a {what} layer count")
-    return int(s)
+    if not _COUNT.match(s):
+        raise NotationError(f"{shown(text)} is not a {what} layer count")
+    return _number(s, f"{what} count")
 
 
 def parse_row(
@@ -179,8 +218,14 @@ def format_pool(config: ModelConfig) -> str:
     return f"{config.pool}+{config.pool}" if config.pool else "0"
 
 
+def _format_rate(rate: float) -> str:
+    """The rate as the study wrote it (0.2), or in full where that would not read back."""
+    short = f"{rate:g}"
+    return short if float(short) == rate else repr(rate)
+
+
 def format_dropout(config: ModelConfig) -> str:
-    return f"{config.dropout} (p={config.dropout_rate:g})" if config.dropout else "0"
+    return f"{config.dropout} (p={_format_rate(config.dropout_rate)})" if config.dropout else "0"
 
 
 def format_row(config: ModelConfig) -> dict[str, str]:
@@ -202,4 +247,22 @@ def describe(config: ModelConfig) -> str:
         parts.append(f"dropout {format_dropout(config)}")
     if config.batchnorm:
         parts.append(f"bn {config.batchnorm}")
+    if config.skip:
+        parts.append("skip")
     return " ".join(parts)
+
+
+def parse(text: str, **training: Any) -> ModelConfig:
+    """describe()'s one line back to a config: `6L,16,8,8F(3X3) pool 3+3 dropout 2 (p=0.2) bn 1`,
+    with ` skip` at the end for skip connections.
+
+    The training fields (task, loss, lr, ...) are not in the line, so they come as keywords.
+    """
+    s = " ".join(str(text).split())
+    m = _DESCRIPTION.match(s)
+    if not m:
+        raise NotationError(f"{shown(text)} is not a model description such as "
+                            f"'6L,16,8,8F(3X3) pool 3+3 dropout 2 (p=0.2) bn 1'")
+    if m["skip"]:
+        training = {**training, "skip": True}
+    return parse_row(m["layers"], m["pool"], m["dropout"], m["bn"], **training)

@@ -136,6 +136,7 @@ def architecture(config: ModelConfig) -> tuple[Any, ...]:
         config.dropout_rate if config.dropout else None,
         config.batchnorm,
         config.dense_widths,
+        config.skip,  # the study never used skips: a skip model replays no row
     )
 
 

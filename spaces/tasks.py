@@ -15,6 +15,7 @@ from typing import Any
 from spaces import constants as C
 from spaces import mnist, mnist_denoise, text
 from spaces.axes import TaskBounds
+from spaces.default import DefaultBounds
 from spaces.full import SuggestTrial
 
 
@@ -24,22 +25,25 @@ class TaskSpec:
 
     name: str
     description: str  # one line, shown by --help
-    bounds: TaskBounds  # the full space's bounds and the resource guard's defaults
+    bounds: TaskBounds  # the study-axes space's bounds and the resource guard's defaults
     full_space: Callable[[SuggestTrial], dict[str, Any]]  # define-by-run, for OptunaSearch
+    default: DefaultBounds  # the default space's bounds (spaces/default.py)
 
     def __post_init__(self) -> None:
-        if self.bounds.task != self.name:
-            raise RuntimeError(f"task {self.name!r} was given the bounds of {self.bounds.task!r}")
+        for bounds in (self.bounds, self.default):
+            if bounds.task != self.name:
+                raise RuntimeError(f"task {self.name!r} was given the bounds of {bounds.task!r}")
 
 
 REGISTRY: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
-        TaskSpec("mnist", "reconstruct MNIST digits", mnist.BOUNDS, mnist.full_space),
+        TaskSpec("mnist", "reconstruct MNIST digits", mnist.BOUNDS, mnist.full_space,
+                 mnist.DEFAULT),
         TaskSpec("mnist-denoise", "remove Gaussian noise from MNIST digits",
-                 mnist_denoise.BOUNDS, mnist_denoise.full_space),
+                 mnist_denoise.BOUNDS, mnist_denoise.full_space, mnist_denoise.DEFAULT),
         TaskSpec("text", "clean scanned document pages (Kaggle's Denoising Dirty Documents)",
-                 text.BOUNDS, text.full_space),
+                 text.BOUNDS, text.full_space, text.DEFAULT),
     )
 }
 

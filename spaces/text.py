@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from spaces.axes import TaskBounds
+from spaces.default import DefaultBounds
 from spaces.full import SuggestTrial, sample
 
 BOUNDS = TaskBounds(
@@ -34,3 +35,10 @@ BOUNDS = TaskBounds(
 def full_space(trial: SuggestTrial) -> dict[str, Any]:
     """Define-by-run space for Ray's `OptunaSearch(space=full_space)`."""
     return sample(trial, BOUNDS)
+
+
+# The default space: trained on patches, so small batches give enough steps; U-Net levels and
+# the input skip widen the receptive field beyond the study's plain stacks.
+DEFAULT = DefaultBounds(task="text", input_shape=(420, 540), depths=(2, 8),
+                        batch_sizes=(4, 8, 16), unet_levels=(0, 1, 2),
+                        max_activation_mb=BOUNDS.max_activation_mb)

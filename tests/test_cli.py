@@ -64,7 +64,7 @@ def test_missing_data_dir_is_named(tmp_path, capsys):
 
 
 def test_grid_needs_the_report_space(capsys):
-    err = refused(["--task", "mnist", "--space", "full", "--search", "grid"], capsys)
+    err = refused(["--task", "mnist", "--space", "study-axes", "--search", "grid"], capsys)
     assert "--space report" in err
 
 

@@ -43,7 +43,7 @@ from spaces import constants as C
 REPO = Path(__file__).resolve().parent.parent
 RUN = REPO / "search" / "run.py"
 BIN = Path(sys.executable).parent  # the running virtual environment: `ray`, `python`
-SWEEP = ["--task", "mnist", "--space", "full", "--search", "random", "--scheduler", "fifo",
+SWEEP = ["--task", "mnist", "--space", "study-axes", "--search", "random", "--scheduler", "fifo",
          "--max-epochs", "1", "--max-params", "20000", "--subset", "300", "--val-subset", "200",
          "--cpus-per-trial", "1", "--seed", "1"]
 SUBMIT_CLUSTER = "aesearch-submit-test"  # cluster_name of the generated local.yaml copy

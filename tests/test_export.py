@@ -44,6 +44,6 @@ def test_refit_exports_a_model_with_held_out_and_refit_metrics(pages, tmp_path):
 
 def test_refit_is_refused_for_mnist(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--task", "mnist", "--space", "full", "--refit", "--address", "local"])
+        main(["--task", "mnist", "--space", "study-axes", "--refit", "--address", "local"])
     assert exit_info.value.code == 2
     assert "--refit" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from model_sizes import keras_sizes
 
 from spaces import TASKS, task_bounds
 from spaces.axes import TaskBounds
-from spaces.config import ConfigError, ModelConfig
+from spaces.config import SKIP_INPUT, ConfigError, ModelConfig, conv_layout
 from spaces.errors import UserError
 from spaces.guard import ResourceLimitError, check, fits, footprint
 from spaces.notation import parse_row
@@ -76,3 +76,47 @@ def test_bounds_validation():
     with pytest.raises(ConfigError, match="unknown task"):
         TaskBounds(task="cifar", input_shape=(32, 32), families=("conv",), max_depth=2,
                    max_pool=1, batch_sizes=(8,), epochs=1, max_params=10, max_activation_mb=1)
+
+
+SKIP_CASES = {
+    "input-skip-1x1": (parse_row("1L,2F(1X1)", skip=True, batch_size=5), (7, 9)),
+    "input-skip-bn-dropout": (
+        parse_row("3L,4,8,2F(5X5)", 0, "2 (p=0.1)", 3, skip=True, batch_size=2), (28, 28)),
+    "unet-1-odd": (parse_row("2L,3F(3X3)", "1", skip=True, batch_size=3), (37, 53)),
+    "unet-2-bn-dropout-5x5": (
+        parse_row("5L,16,8,8,4,4F(5X5)", "2+2", "2 (p=0.3)", 3, skip=True, batch_size=3),
+        (29, 37)),
+    "unet-3-1x1-bn": (parse_row("6L,4,6,8F(1X1)", "3+3", 0, 6, skip=True, batch_size=2),
+                      (37, 53)),
+    "unet-3-deep-dropout": (
+        parse_row("8L,2,3,4,5F(3X3)", "3", "8", 0, skip=True, batch_size=2), (30, 50)),
+    "unet-3-middle-layer-page": (
+        parse_row("7L,3F(3X3)", "3+3", "1", 1, skip=True, task="text", batch_size=1),
+        (258, 540)),
+}
+
+
+@pytest.mark.parametrize("name", SKIP_CASES)
+def test_skip_footprint_equals_keras(name):
+    config, shape = SKIP_CASES[name]
+    size = footprint(config, shape)
+    assert keras_sizes(config, shape) == (size.params, size.activation_bytes)
+    plain = footprint(config.replace(skip=False), shape)
+    assert size.params > plain.params and size.activation_bytes > plain.activation_bytes
+
+
+@pytest.mark.parametrize(
+    ("config", "sources"),
+    [
+        (parse_row("6L,16F(3X3)", "2+2", skip=True), [None, None, None, None, 1, 0]),
+        (parse_row("5L,16F(3X3)", "2+2", skip=True), [None, None, None, 1, 0]),
+        (parse_row("3L,16F(3X3)", skip=True), [None, None, SKIP_INPUT]),
+        (parse_row("6L,16F(3X3)", "2+2"), [None] * 6),
+    ],
+    ids=["even", "odd-depth", "input-skip", "no-skip"],
+)
+def test_conv_layout_names_each_skip_source(config, sources):
+    layout = conv_layout(config)
+    assert [spec["skip_from"] for spec in layout] == sources
+    channels = [0 if s is None else 1 if s == SKIP_INPUT else 16 for s in sources]
+    assert [spec["skip_channels"] for spec in layout] == channels

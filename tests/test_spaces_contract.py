@@ -1,11 +1,11 @@
 """The contract every (task, space) keeps: what it yields is a config the sweep can run.
 
-`full` is drawn with hand-picked FixedTrial points (edges included) and with the sampler the
-sweep uses, TPESampler(multivariate=True, group=True), told a fake objective computed from the
-config's footprint (no training). `report` yields the study's rows the guard accepts (the
+`default` and `study-axes` are drawn with hand-picked FixedTrial points (edges included) and
+with the sampler the sweep uses, TPESampler(multivariate=True, group=True), told a fake
+objective computed from the config's footprint (no training). `report` yields the study's rows the guard accepts (the
 others are refused by the caller; tests/test_report.py checks which and how).
-Every config round-trips through JSON and through the study's notation; every `full` config
-passes the guard and stays within the task's bounds (which the study's rows need not respect).
+Every config round-trips through JSON and through the notation; every sampled config
+passes the guard and stays within its space's bounds (which the study's rows need not respect).
 A few small ones per (task, space) are built and run at the task's image sizes.
 """
 
@@ -22,7 +22,7 @@ import pytest
 from model_sizes import keras_sizes
 
 from search.models import build_model
-from spaces import SPACES, TASKS, get_space, task_bounds, warm_start_points
+from spaces import REGISTRY, SPACES, TASKS, get_space, task_bounds, warm_start_points
 from spaces.axes import (
     DROPOUT_RATE_RANGE,
     FILTERS,
@@ -33,8 +33,9 @@ from spaces.axes import (
 )
 from spaces.config import ModelConfig
 from spaces.constants import MODEL_KEY
+from spaces.default import DefaultBounds
 from spaces.guard import check, fits, footprint
-from spaces.notation import format_row, parse_row
+from spaces.notation import describe, format_row, parse, parse_row
 from spaces.report import architecture
 
 TPE_DRAWS = 200
@@ -83,9 +84,30 @@ def _edge_points(bounds: TaskBounds) -> list[dict[str, object]]:
     return points
 
 
-def _full_draws(task: str) -> list[ModelConfig]:
-    bounds, space = task_bounds(task), get_space("full", task)
-    draws = [space(optuna.trial.FixedTrial(p)) for p in _edge_points(bounds)]
+def _default_edges(bounds: DefaultBounds) -> list[dict[str, object]]:
+    """The smallest and the largest draw of the default space (the largest is narrowed)."""
+    small: dict[str, object] = {
+        "depth": bounds.depths[0], "filters": min(bounds.filters), "schedule": "constant",
+        "kernel": min(bounds.kernels), "batchnorm": False, "lr": bounds.lr_range[0],
+        "batch_size": min(bounds.batch_sizes)}
+    large: dict[str, object] = {
+        "depth": bounds.depths[1], "filters": max(bounds.filters), "schedule": "widening",
+        "kernel": max(bounds.kernels), "batchnorm": True, "lr": bounds.lr_range[1],
+        "batch_size": max(bounds.batch_sizes)}
+    if bounds.unet_levels:
+        small |= {"unet_levels": min(bounds.unet_levels), "skip": False}
+        large |= {"unet_levels": max(bounds.unet_levels), "skip": True}
+    return [small, large]
+
+
+def _sampled_draws(space_name: str, task: str) -> list[ModelConfig]:
+    space = get_space(space_name, task)
+    if space_name == "default":
+        edges = _default_edges(REGISTRY[task].default)
+        shape = REGISTRY[task].default.input_shape
+    else:
+        edges, shape = _edge_points(task_bounds(task)), task_bounds(task).input_shape
+    draws = [space(optuna.trial.FixedTrial(p)) for p in edges]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -97,7 +119,7 @@ def _full_draws(task: str) -> list[ModelConfig]:
         assert not any("/" in name for name in trial.params), trial.params
         # Deterministic given the suggestions: a replay of the trial's params gives the same.
         assert space(optuna.trial.FixedTrial(trial.params)) == drawn
-        size = footprint(ModelConfig.from_dict(drawn[MODEL_KEY]), bounds.input_shape)
+        size = footprint(ModelConfig.from_dict(drawn[MODEL_KEY]), shape)
         # Rewarding big models drives the sampler into the guard's limits.
         study.tell(trial, -math.log(size.params) - math.log(size.activation_bytes))
         draws.append(drawn)
@@ -113,7 +135,23 @@ def _report_draws(task: str) -> list[ModelConfig]:
     return [c for c in configs if fits(c, bounds.input_shape, **bounds.limits)]
 
 
-DRAWS = {"full": _full_draws, "report": _report_draws}
+DRAWS = {"default": lambda task: _sampled_draws("default", task),
+         "study-axes": lambda task: _sampled_draws("study-axes", task),
+         "report": _report_draws}
+
+
+def _assert_within_default(config: ModelConfig, bounds: DefaultBounds) -> None:
+    assert config.family == "conv" and config.loss == bounds.loss
+    assert config.optimizer == "adam" and config.epochs == bounds.epochs
+    assert bounds.depths[0] <= config.depth <= max(bounds.depths[1], 2 * config.pool)
+    assert min(config.filters) >= min(bounds.filters)  # never a 1-filter layer
+    assert max(config.filters) <= max(bounds.filters) * 2 ** (config.depth - 1)
+    assert config.kernel in bounds.kernels and config.batch_size in bounds.batch_sizes
+    assert bounds.lr_range[0] <= config.lr <= bounds.lr_range[1]
+    assert config.dropout == 0 and config.batchnorm in (0, config.depth)
+    assert config.pool in (bounds.unet_levels or (0,))
+    assert config.skip or config.pool == 0
+    check(config, bounds.input_shape, **bounds.limits)
 
 
 def _assert_within_bounds(config: ModelConfig, bounds: TaskBounds) -> None:
@@ -144,11 +182,16 @@ def test_space_contract(task, space):
     for config in configs:
         assert config.task == task
         assert ModelConfig.from_json(config.to_json()) == config
-        again = parse_row(**format_row(config), task=task)
-        assert architecture(again) == architecture(config), format_row(config)
-        if space == "full":  # `report` keeps only the rows the guard accepts: nothing to check
+        again = parse(describe(config), task=task)
+        assert architecture(again) == architecture(config), describe(config)
+        if not config.skip:  # the study's columns have no skip connections
+            again = parse_row(**format_row(config), task=task)
+            assert architecture(again) == architecture(config), format_row(config)
+        if space == "study-axes":  # `report` keeps only the rows the guard accepts
             check(config, bounds.input_shape, **bounds.limits)
             _assert_within_bounds(config, bounds)
+        elif space == "default":
+            _assert_within_default(config, REGISTRY[task].default)
 
     distinct = {architecture(c): c for c in configs}.values()
     smallest = sorted(distinct, key=lambda c: footprint(c, bounds.input_shape).params)[:BUILDS]
@@ -177,7 +220,7 @@ def test_full_space_narrows_over_limit_draws():
             bounds, conv_depth=bounds.max_depth, filter_schedule="constant", base_filters=128,
             kernel=5, dropout_level=1.0, batchnorm_level=1.0, batch_size=max(bounds.batch_sizes),
         )
-        drawn = get_space("full", task)(optuna.trial.FixedTrial(point))
+        drawn = get_space("study-axes", task)(optuna.trial.FixedTrial(point))
         config = ModelConfig.from_dict(drawn[MODEL_KEY])
         wanted = config.replace(filters=(128,) * bounds.max_depth)
         assert not fits(wanted, bounds.input_shape, **bounds.limits)

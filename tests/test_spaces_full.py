@@ -26,19 +26,21 @@ INEXPRESSIBLE = {"mnist/1.1/1", "mnist-denoise/2.1/1", "mnist/1.3/5", "mnist-den
 
 
 def _replay(task: str, point: dict) -> ModelConfig:
-    return ModelConfig.from_dict(get_space("full", task)(optuna.trial.FixedTrial(point))[MODEL_KEY])
+    drawn = get_space("study-axes", task)(optuna.trial.FixedTrial(point))
+    return ModelConfig.from_dict(drawn[MODEL_KEY])
 
 
 def test_registry():
     assert all(spec.description and "\n" not in spec.description  # one line, for --help
                for spec in REGISTRY.values())
-    assert set(SPACES) == {"report", "full"}
+    assert set(SPACES) == {"default", "study-axes", "report"}
     assert task_bounds("text").families == ("conv",)
-    assert callable(get_space("full", "mnist"))
-    with pytest.raises(ConfigError, match="unknown space 'grid': expected one of report, full"):
+    assert callable(get_space("study-axes", "mnist"))
+    with pytest.raises(ConfigError,
+                       match="unknown space 'grid': expected one of default, study-axes, report"):
         get_space("grid", "mnist")
     with pytest.raises(ConfigError, match="unknown task 'cifar': expected one of mnist, "):
-        get_space("full", "cifar")
+        get_space("study-axes", "cifar")
     with pytest.raises(ConfigError, match="unknown task 'cifar'"):
         task_bounds("cifar")
 
@@ -46,7 +48,7 @@ def test_registry():
 @pytest.mark.parametrize("task", TASKS)
 def test_full_space_pickles_by_reference(task):
     """Ray pickles the search algorithm at fit(): the function must be module-level."""
-    space = get_space("full", task)
+    space = get_space("study-axes", task)
     assert pickle.loads(pickle.dumps(space)) is space
 
 
@@ -101,7 +103,7 @@ def test_ray_optuna_search_starts_from_the_warm_point():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(multivariate=True, group=True, seed=0)
     search = OptunaSearch(
-        space=get_space("full", "text"), metric=OBJECTIVE, mode=MODE, sampler=sampler,
+        space=get_space("study-axes", "text"), metric=OBJECTIVE, mode=MODE, sampler=sampler,
         points_to_evaluate=warm_start_points("text"),
     )
     first = search.suggest("t0")

@@ -78,7 +78,7 @@ def test_grid_replays_study_rows_and_a_refused_row_fails_alone(tmp_path, data_di
 
 
 def test_optuna_asha_sweep_writes_a_ranked_leaderboard(tmp_path, data_dir):
-    proc = run_cli(["--task", "mnist-denoise", "--space", "full", "--num-samples", "5",
+    proc = run_cli(["--task", "mnist-denoise", "--space", "study-axes", "--num-samples", "5",
                     "--max-epochs", "2", "--max-params", "20000", "--max-concurrent", "2",
                     "--storage", str(tmp_path), "--name", "tpe", *SMALL], data_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -101,7 +101,7 @@ def test_optuna_asha_sweep_writes_a_ranked_leaderboard(tmp_path, data_dir):
 
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
 def test_resume_after_a_stop_finishes_every_trial_once(tmp_path, data_dir, stop):
-    args = ["--task", "mnist", "--space", "full", "--search", "random", "--scheduler", "fifo",
+    args = ["--task", "mnist", "--space", "study-axes", "--search", "random", "--scheduler", "fifo",
             "--num-samples", "4", "--max-epochs", "2", "--max-params", "20000",
             "--max-concurrent", "1", "--storage", str(tmp_path), "--name", "killed", *SMALL]
     env = {**os.environ, "SEARCH_DATA_DIR": str(data_dir), "TUNE_GLOBAL_CHECKPOINT_S": "1"}

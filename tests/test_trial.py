@@ -50,7 +50,7 @@ def test_training_on_real_mnist_lowers_the_loss(mnist_small):
     config = parse_row("2L,8F(3X3)", task="mnist").replace(epochs=2, batch_size=64, lr=3e-3)
     trial = Trial(config, mnist_small, seed=1)
     before = evaluate(trial.model, list(mnist_small.val), "mse", 256)[C.VAL_MSE]
-    history = list(trial.epochs())
+    history = list(trial.reports())
     assert [m[C.EPOCH] for m in history] == [1, 2]
     assert history[-1][C.VAL_MSE] < before * 0.5
     assert history[-1][C.TRAIN_LOSS] < history[0][C.TRAIN_LOSS]
@@ -64,21 +64,21 @@ def test_training_on_real_mnist_lowers_the_loss(mnist_small):
 def test_save_and_resume_continue_where_training_stopped(mnist_small, tmp_path):
     config = ModelConfig(task="mnist", filters=(4,), epochs=2, batch_size=128)
     trial = Trial(config, mnist_small, seed=3)
-    first = next(trial.epochs())
+    first = next(trial.reports())
     trial.save(tmp_path, first)
-    assert json.loads((tmp_path / C.STATE_FILE).read_text())["epoch"] == 1
+    assert json.loads((tmp_path / C.STATE_FILE).read_text())["images"] == 1000
     assert ModelConfig.from_json((tmp_path / C.CONFIG_FILE).read_text()) == config
 
     resumed = Trial.resume(tmp_path, config, mnist_small)
     weights = [w.copy() for w in trial.model.get_weights()]
     pairs = zip(weights, resumed.model.get_weights(), strict=True)
     assert all(np.array_equal(a, b) for a, b in pairs)
-    rest = list(resumed.epochs())
+    rest = list(resumed.reports())
     assert [m[C.EPOCH] for m in rest] == [2]
     assert rest[0][C.SECONDS] > first[C.SECONDS]
 
 
 def test_bce_trial_reports_mse_beside_its_loss(mnist_small):
     config = ModelConfig(task="mnist", filters=(4,), loss="bce", epochs=1, batch_size=128)
-    metrics = next(Trial(config, mnist_small).epochs())
+    metrics = next(Trial(config, mnist_small).reports())
     assert metrics[C.VAL_LOSS] > metrics[C.VAL_MSE]  # bce of [0,1] images exceeds their MSE

@@ -124,6 +124,13 @@ class TaskData:
         return sum(len(x) for x, _ in self.train)
 
     @property
+    def epoch_size(self) -> int:
+        """Training examples in one epoch: images, or patches when training on patches."""
+        if self.patch_size is None:
+            return self.n_train
+        return self.n_train * self.patches_per_page
+
+    @property
     def n_val(self) -> int:
         return sum(len(x) for x, _ in self.val)
 

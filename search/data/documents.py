@@ -1,7 +1,10 @@
 """The `text` task: Kaggle "Denoising Dirty Documents" pages, noisy scans -> clean targets.
 
 Reads `train/` and `train_cleaned/` from a data dir (or its `dirty-documents/` subfolder), each
-as a folder of PNGs or as the competition's zip (`train.zip`, whose members may sit in a folder).
+as a folder of pages or as the competition's zip (`train.zip`, whose members may sit in a folder).
+A page is a PNG, JPEG or TIFF file; every page, from a folder or a zip, goes through `_decode`,
+which reads it by its real range (8-bit, 16-bit or float grey, colour by luma, alpha over white)
+or refuses it by name.
 Pages keep their native size (540 wide, 420 or 258 high) unless `resize` is given. Decoded pages
 are cached on disk, outside the (read-only) data dir, so that repeated runs (and sweeps that
 are resumed) decode them once; within a sweep only the driver loads them.
@@ -26,8 +29,14 @@ INPUTS, TARGETS = "train", "train_cleaned"
 SUBFOLDER = "dirty-documents"
 CACHE_ENV = "SEARCH_CACHE_DIR"
 DEFAULT_CACHE = Path("~/.cache/autoencoder-search")
-PAGE_SUFFIX = ".png"
-_CACHE_VERSION = 1
+PAGE_SUFFIX = ".png"  # the data set's; any of PAGE_SUFFIXES is read
+PAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+# 2: pages decode by their real range (16-bit grey, colour by luma, alpha over white) into
+# uint8, uint16 or float32 arrays; version 1 caches hold 16-bit pages clipped to white.
+_CACHE_VERSION = 2
+_GREY_8 = ("L", "1", "P", "RGB", "RGBX", "YCbCr")  # converted to 'L' by Pillow (luma)
+_ALPHA = ("LA", "La", "PA", "RGBA", "RGBa")  # composited over white, then luma
+_GREY_16 = ("I;16", "I;16B", "I;16L", "I;16N")
 _SPLIT_STREAM = 0x5917  # keeps the split's draws apart from other seeded draws
 
 # A decoded page: uint8 pixels (resized if asked) and the page's native (H, W).
@@ -46,30 +55,87 @@ def cache_dir() -> Path:
     return Path(env) if env else DEFAULT_CACHE.expanduser()
 
 
-# --- reading PNGs from a folder or a zip ---------------------------------------------------------
+# --- reading pages from a folder or a zip --------------------------------------------------------
 
 
 def _is_page(name: str) -> bool:
     path = PurePosixPath(name)
-    return (path.suffix.lower() == PAGE_SUFFIX and not path.name.startswith(".")
+    return (path.suffix.lower() in PAGE_SUFFIXES and not path.name.startswith(".")
             and "__MACOSX" not in path.parts)
 
 
+def _describe(image: Image.Image) -> str:
+    """What a refused image is, for its error message: format, mode, size (and frames)."""
+    frames = getattr(image, "n_frames", 1)
+    return (f"{image.format or 'an image'} of mode {image.mode!r}, {image.width}x{image.height}"
+            + (f", {frames} frames" if frames > 1 else ""))
+
+
+def _on_white(image: Image.Image) -> Image.Image:
+    """Alpha composited over white paper, then grey: a transparent pixel is blank paper."""
+    rgba = image.convert("RGBA")
+    paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(paper, rgba).convert("L")
+
+
+def _pixels(image: Image.Image, label: str) -> np.ndarray:
+    """The page's grey levels in a dtype that says their range (see `_unit`).
+
+    uint8 for every 8-bit mode ('L', '1', 'P', 'LA', 'RGB', 'RGBA', ...: colour by Pillow's
+    ITU-R 601-2 luma, alpha over white), uint16 for 16-bit grey ('I;16', 'I;16B', 'I;16L', and
+    'I' as old Pillows read 16-bit PNGs), float32 for 'F' pages already in [0, 1]. Any other
+    mode (CMYK, LAB, HSV, ...) or a value outside its range is a DataError.
+    """
+    mode = image.mode
+    if mode in _ALPHA or (mode in ("P", "L", "RGB") and "transparency" in image.info):
+        return np.asarray(_on_white(image), dtype=np.uint8)  # before 'P': palettes may hold it
+    if mode in _GREY_8:
+        return np.asarray(image if mode == "L" else image.convert("L"), dtype=np.uint8)
+    if mode in _GREY_16:
+        return np.asarray(image).astype(np.uint16)  # native byte order, whatever the file's
+    if mode in ("I", "F"):
+        values = np.asarray(image)
+        low, high = (0, 65535) if mode == "I" else (0.0, 1.0)
+        finite = bool(np.isfinite(values).all())
+        if values.size and finite and low <= values.min() and values.max() <= high:
+            return values.astype(np.uint16 if mode == "I" else np.float32)
+        found = ("no pixels" if not values.size else "non-finite values" if not finite
+                 else f"values {values.min()}..{values.max()}")
+        raise DataError(f"{label}: {_describe(image)} ({values.dtype}) has {found}; a page in "
+                        f"mode {mode!r} must hold {low}..{high} (grey levels)")
+    raise DataError(f"{label}: {_describe(image)} is not a supported page: expected a grey, "
+                    f"palette, RGB(A) or 16-bit grey image (convert CMYK and other colour "
+                    f"spaces to RGB or grey first)")
+
+
 def _decode(blob: bytes | Path, label: str, resize: tuple[int, int] | None) -> _Decoded:
+    """One page file (PNG, JPEG or TIFF, from a folder or a zip) -> grey pixels, native (H, W).
+
+    The folder and zip readers both come here, so a page decodes the same from either.
+    """
     try:
         with Image.open(io.BytesIO(blob) if isinstance(blob, bytes) else blob) as image:
-            grey = image.convert("L")
+            if getattr(image, "n_frames", 1) > 1:
+                raise DataError(f"{label}: {_describe(image)} is not a single page: "
+                                f"save each frame as its own file")
+            image.load()
+            pixels = _pixels(image, label)
+    except DataError:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{label} is not a readable PNG image: {exc}") from exc
-    native = (grey.height, grey.width)
+        raise DataError(f"{label} is not a readable image (PNG, JPEG or TIFF): {exc}") from exc
+    native = (pixels.shape[0], pixels.shape[1])
     if resize is not None:
-        # Keras' load_img(target_size=...) as the study called it: nearest-neighbour.
-        grey = grey.resize((resize[1], resize[0]), Image.Resampling.NEAREST)
-    return np.asarray(grey, dtype=np.uint8), native
+        # Keras' load_img(target_size=...) as the study called it: nearest-neighbour. Pillow
+        # resizes uint8 ('L'), uint16 ('I;16') and float32 ('F') arrays without changing them.
+        resized = Image.fromarray(pixels).resize((resize[1], resize[0]),
+                                                 Image.Resampling.NEAREST)
+        pixels = np.asarray(resized).astype(pixels.dtype)
+    return pixels, native
 
 
 def _iter_source(source: Path, resize: tuple[int, int] | None) -> Iterator[tuple[str, _Decoded]]:
-    """(file name, decoded page) for every PNG of a folder or zip, each decoded once."""
+    """(file name, decoded page) for every page of a folder or zip, each decoded once."""
     if source.is_dir():
         for path in sorted((p for p in source.iterdir() if _is_page(p.name) and p.is_file()),
                            key=lambda p: page_sort_key(p.name)):
@@ -78,7 +144,7 @@ def _iter_source(source: Path, resize: tuple[int, int] | None) -> Iterator[tuple
     try:
         archive = zipfile.ZipFile(source)
     except (OSError, zipfile.BadZipFile) as exc:
-        raise DataError(f"cannot open {source} as a folder or zip of PNGs: {exc}") from exc
+        raise DataError(f"cannot open {source} as a folder or zip of pages: {exc}") from exc
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir() and _is_page(m.filename)]
         seen: dict[str, str] = {}
@@ -98,20 +164,29 @@ def _iter_source(source: Path, resize: tuple[int, int] | None) -> Iterator[tuple
 
 def _read_source(source: Path, resize: tuple[int, int] | None) -> dict[str, _Decoded]:
     if not source.exists():
-        raise DataError(f"no folder or zip of PNGs at {source}")
+        raise DataError(f"no folder or zip of pages at {source}")
     pages = dict(_iter_source(source, resize))
     if not pages:
-        raise DataError(f"{source} holds no {PAGE_SUFFIX} pages")
+        raise DataError(f"{source} holds no {PAGE_SUFFIX} pages (nor any of "
+                        f"{', '.join(PAGE_SUFFIXES[1:])})")
     return pages
 
 
 def _unit(pixels: np.ndarray) -> np.ndarray:
-    """uint8 grey levels -> float32 in [0, 1], exactly k / 255 as Keras' img_to_array / 255."""
-    return pixels.astype(np.float32) / np.float32(255.0)
+    """Decoded grey levels -> float32 in [0, 1] by their dtype's range: uint8 k / 255 (exactly
+    Keras' img_to_array / 255), uint16 k / 65535; float32 pages are in [0, 1] already."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / np.float32(255.0)
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) / np.float32(65535.0)
+    if pixels.dtype == np.float32:
+        return pixels
+    raise DataError(f"decoded pages are uint8, uint16 or float32, got {pixels.dtype}")
 
 
 def load_pages(source: str | Path) -> list[tuple[str, np.ndarray]]:
-    """Every PNG in a folder or zip, by page order, as (file name, float32 HxW array in [0, 1])."""
+    """Every page (PNG, JPEG, TIFF) in a folder or zip, by page order, as (file name, float32 HxW
+    array in [0, 1])."""
     pages = _read_source(Path(source), resize=None)
     return [(name, _unit(pixels)) for name, (pixels, _) in pages.items()]
 
@@ -248,9 +323,11 @@ def _groups(names: list[str], pages: dict[str, tuple[np.ndarray, np.ndarray]]
     groups, ordered = [], []
     for size in sizes:
         members = [n for n in names if pages[n][0].shape == size]
-        x = np.stack([pages[n][0] for n in members])[..., None]
-        y = np.stack([pages[n][1] for n in members])[..., None]
-        groups.append((_unit(x), _unit(y)))
+        # Each page is scaled by its own range before stacking: pages of one size may mix
+        # 8-bit and 16-bit files, and stacking first would read a uint8 page as 16-bit.
+        x = np.stack([_unit(pages[n][0]) for n in members])[..., None]
+        y = np.stack([_unit(pages[n][1]) for n in members])[..., None]
+        groups.append((x, y))
         ordered.extend(members)
     return tuple(groups), tuple(ordered)
 

@@ -17,32 +17,91 @@ MNIST_FILE = "mnist.npz"
 _NOISE_STREAM = 0x4E015E
 
 
+_KEYS = ("x_train", "y_train", "x_test", "y_test")
+MNIST_SHAPE = (28, 28)  # what the task's models, bounds and guard are sized for
+
+
+def _what(array: np.ndarray) -> str:
+    """An array as its error message describes it: dtype and shape."""
+    return f"{array.dtype} array of shape {array.shape}"
+
+
+def _checked_images(array: np.ndarray, source: str, key: str) -> np.ndarray:
+    """`array` if it holds MNIST images in a range we know, else a DataError naming the key.
+
+    uint8 (0..255, Keras' layout) is scaled by 255 later; floats must be in [0, 1] already and
+    are used as they are. Any other dtype (uint16, int, bool) has no range we could assume.
+    """
+    where = f"{source}: {key}"
+    if array.ndim != 3 or array.shape[1:] != MNIST_SHAPE or len(array) == 0:
+        raise DataError(f"{where} is a {_what(array)}, expected (N, {MNIST_SHAPE[0]}, "
+                        f"{MNIST_SHAPE[1]}) images with N >= 1")
+    if array.dtype == np.uint8:
+        return array
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise DataError(f"{where} is a {_what(array)} holding NaN or infinite values")
+        low, high = float(array.min()), float(array.max())
+        if low < 0.0 or high > 1.0:
+            raise DataError(f"{where} is a {_what(array)} with values {low:g}..{high:g}; float "
+                            f"images must be in [0, 1] (or store uint8 0..255)")
+        return array
+    raise DataError(f"{where} is a {_what(array)}: expected uint8 (0..255) or float in [0, 1]")
+
+
+def _checked_labels(labels: np.ndarray, images: np.ndarray, source: str, key: str) -> None:
+    """Labels are unused, but a file whose labels do not match its images is not MNIST."""
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DataError(f"{source}: {key} is a {_what(labels)}, expected one label per image "
+                        f"({len(images)}, as its images)")
+
+
+def _checked(arrays: dict[str, np.ndarray], source: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x_train, x_test) of Keras' layout, each checked (see `_checked_images`)."""
+    x_train = _checked_images(arrays["x_train"], source, "x_train")
+    x_test = _checked_images(arrays["x_test"], source, "x_test")
+    _checked_labels(arrays["y_train"], x_train, source, "y_train")
+    _checked_labels(arrays["y_test"], x_test, source, "y_test")
+    return x_train, x_test
+
+
 def _from_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with np.load(path) as archive:
-            return archive["x_train"], archive["x_test"]
-    except KeyError as exc:
-        raise DataError(f"{path} lacks {exc}: expected Keras' mnist.npz layout "
-                        "(x_train, y_train, x_test, y_test)") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        loaded = np.load(path)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a plain .npy (or pickle) renamed
+            raise DataError(f"{path} is a single array, not an .npz archive: expected Keras' "
+                            f"mnist.npz layout ({', '.join(_KEYS)})")
+        with loaded as archive:
+            missing = [key for key in _KEYS if key not in archive.files]
+            if missing:
+                raise DataError(f"{path} lacks {', '.join(missing)}: expected Keras' mnist.npz "
+                                f"layout ({', '.join(_KEYS)}); it holds "
+                                f"{', '.join(archive.files) or 'nothing'}")
+            arrays = {key: archive[key] for key in _KEYS}
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"cannot read {path}: {exc}") from exc
+    return _checked(arrays, str(path))
 
 
 def _from_keras() -> tuple[np.ndarray, np.ndarray]:
     import keras  # lazily: `import search.data` must not load TensorFlow
 
     try:
-        (x_train, _), (x_test, _) = keras.datasets.mnist.load_data()
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as exc:  # network errors come in many types
         raise DataError(
             f"no {MNIST_FILE} found locally and downloading MNIST failed ({exc}); "
             f"pass a data dir holding {MNIST_FILE} or set $SEARCH_DATA_DIR"
         ) from exc
-    return x_train, x_test
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return _checked(arrays, "keras.datasets.mnist")
 
 
 def _raw(options: DataOptions) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (train, test) images: from the data dir's mnist.npz, else Keras' download."""
+    """Checked (train, test) images, uint8 or float in [0, 1]: from the data dir's mnist.npz,
+    else Keras' download."""
     if options.data_dir is not None:
         path = Path(options.data_dir) / MNIST_FILE
         if not path.is_file():
@@ -63,7 +122,10 @@ def _take(images: np.ndarray, count: int | None, what: str) -> np.ndarray:
 
 
 def _normalize(images: np.ndarray) -> np.ndarray:
-    return (images.astype(np.float32) / np.float32(255.0))[..., None]
+    """float32 NHWC in [0, 1]: uint8 scaled by 255, float images (checked in [0, 1]) as they are."""
+    if images.dtype == np.uint8:
+        return (images.astype(np.float32) / np.float32(255.0))[..., None]
+    return images.astype(np.float32)[..., None]
 
 
 def _check(options: DataOptions) -> None:

@@ -1,0 +1,100 @@
+"""What the searcher learns from a trial that ASHA stopped early, and a whole-sweep budget.
+
+Ray's `OptunaSearch` tells Optuna that every ended trial is COMPLETE with its last value, so
+TPE ranks a trial stopped after a quarter epoch beside one trained to the end, as if their
+losses were comparable. Native Optuna marks such trials PRUNED, and TPE then ranks every
+complete trial above every pruned one, and pruned ones by how far they got, then by their
+last intermediate value (optuna/samplers/_tpe/sampler.py, `_get_pruned_trial_score`).
+`FidelityOptunaSearch` restores that: early stopping stays with Ray's scheduler (no Optuna
+pruner runs inside Ray), and the searcher reads its verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from optuna.trial import TrialState
+from ray.tune import Stopper
+from ray.tune.search.optuna import OptunaSearch
+
+from results.render import atomic_write_text
+from spaces import constants as C
+
+
+def optuna_state(result: dict[str, Any] | None, metric: str, max_t: int,
+                 error: bool) -> TrialState:
+    """How Optuna should see an ended trial, from its last result.
+
+    COMPLETE: trained to `max_t` reports with a finite value. PRUNED: stopped earlier (by the
+    scheduler, the budget, or because it collapsed); TPE then uses its intermediate values.
+    FAIL: raised, or diverged (NaN/inf): TPE ignores it.
+    """
+    result = result or {}
+    value = result.get(metric)
+    if error or value is None or not math.isfinite(value):
+        return TrialState.FAIL
+    if result.get(C.VERDICT) == C.Status.DIVERGED:
+        return TrialState.FAIL
+    if result.get(C.VERDICT) or result.get(C.TRAINING_ITERATION, 0) < max_t:
+        return TrialState.PRUNED
+    return TrialState.COMPLETE
+
+
+class FidelityOptunaSearch(OptunaSearch):
+    """`OptunaSearch` that tells stopped trials PRUNED and diverged ones FAIL."""
+
+    def __init__(self, *args: Any, max_t: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_t = max_t
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                          error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            super().on_trial_complete(trial_id, result, error)
+            return
+        metric = str(self._metric)
+        state = optuna_state(result, metric, self._max_t, error)
+        value = result[metric] if state == TrialState.COMPLETE and result else None
+        study = self._ot_study
+        if study is None:  # set by OptunaSearch once it has a space, before any trial
+            raise RuntimeError("OptunaSearch has no study yet")
+        study.tell(self._ot_trials[trial_id], value, state=state)
+        self._completed_trials.add(trial_id)
+
+
+class BudgetStopper(Stopper):
+    """Ends the sweep once its trials together have trained on `max_images` examples.
+
+    "Equal budget" in images seen: the study's rows replayed for E epochs on N images cost
+    rows*E*N, and a search given the same budget may spend it on many short trials. The counts
+    per trial are kept in `budget.json` so that a resumed sweep keeps its spent budget.
+    """
+
+    def __init__(self, max_images: int, path: str | Path) -> None:
+        self.max_images = int(max_images)
+        self.path = Path(path)
+        self._seen: dict[str, int] | None = None
+
+    def _load(self) -> dict[str, int]:
+        if self._seen is None:
+            try:
+                self._seen = {k: int(v) for k, v in json.loads(self.path.read_text()).items()}
+            except (OSError, ValueError, AttributeError):
+                self._seen = {}
+        return self._seen
+
+    @property
+    def spent(self) -> int:
+        return sum(self._load().values())
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        seen = self._load()
+        seen[trial_id] = max(seen.get(trial_id, 0), int(result.get(C.IMAGES, 0)))
+        atomic_write_text(self.path, json.dumps(seen))
+        return self.stop_all()
+
+    def stop_all(self) -> bool:
+        return self.spent >= self.max_images

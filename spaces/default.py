@@ -1,0 +1,101 @@
+"""The `default` space: conv autoencoders that a short search can win in.
+
+The study's axes (`study-axes`, spaces/full.py) span about 15 dimensions: dense and conv
+families, 1..128 filters per layer, 1x1 kernels, dropout and batchnorm counts, two losses. A
+sweep of a few dozen trials is then mostly random search, and most draws are models that could
+never win (1-filter layers, 28-parameter models, 0.9-billion-parameter dense layers). This
+space keeps what the study's best models have in common and what the metric needs:
+
+- conv only, 3x3 or 5x5 kernels, 16..64 base filters (never 1), constant or widening
+  (32 x 4 widening is the study's best `4L,32,32,64,128F(3X3)`);
+- batchnorm all-or-nothing, no dropout (no row of the study gained from it);
+- loss fixed to binary cross-entropy: the objective is validation MSE, and with a sigmoid
+  output MSE's gradient 2(p-y)p(1-p) vanishes once p saturates (the study's best denoiser
+  collapses to an all-zero output under Adam+MSE), while BCE's logit gradient p-y does not;
+- learning rate log-uniform around Adam's default, batch sizes that give enough steps on a
+  laptop-sized subset;
+- a compute cap (`max_params`): without pooling a conv layer's parameters are its multiply-adds
+  per pixel, so the cap bounds a trial's cost and keeps a single trial from eating the budget;
+- text adds what the document-cleaning literature uses beyond the study: U-Net levels
+  (pooling pairs whose encoder features skip to the decoder) and an input skip, for larger
+  receptive fields at the same cost (the `skip` axis).
+
+Parameter names: depth, filters, schedule, kernel, batchnorm, lr, batch_size; text also
+unet_levels and skip. Every distribution is the same in every trial (TPE's multivariate
+model needs that): where a range depends on another choice, the value is clamped instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from spaces.axes import SCHEDULES, Limits
+from spaces.config import ModelConfig
+from spaces.constants import MODEL_KEY
+from spaces.full import SuggestTrial
+from spaces.guard import check, fits
+
+
+@dataclass(frozen=True)
+class DefaultBounds:
+    """The default space of one task: plain data, read by `sample`."""
+
+    task: str
+    input_shape: tuple[int, int]  # the size the guard checks models at
+    depths: tuple[int, int]  # (fewest, most) conv layers, the output layer not counted
+    filters: tuple[int, ...] = (16, 32, 64)
+    schedules: tuple[str, ...] = ("constant", "widening")
+    kernels: tuple[int, ...] = (3, 5)
+    batch_sizes: tuple[int, ...] = (32, 64, 128)
+    lr_range: tuple[float, float] = (3e-4, 5e-3)
+    loss: str = "bce"
+    unet_levels: tuple[int, ...] = ()  # pooling pairs with skips; () = not an axis
+    max_params: int = 250_000  # the compute cap (see the module docstring)
+    max_activation_mb: float = 2048.0
+    epochs: int = 50  # a neutral default: the sweep overrides it with --max-epochs
+
+    @property
+    def limits(self) -> Limits:
+        return {"max_params": self.max_params, "max_activation_mb": self.max_activation_mb}
+
+
+def _narrowed(config: ModelConfig, bounds: DefaultBounds) -> ModelConfig:
+    """`config`, its filters halved (never below the smallest base) until it fits the caps."""
+    floor = min(bounds.filters)
+    while not fits(config, bounds.input_shape, **bounds.limits):
+        narrower = config.replace(filters=tuple(max(f // 2, floor) for f in config.filters))
+        if narrower == config:
+            check(config, bounds.input_shape, **bounds.limits)  # raises, naming the limit
+        config = narrower
+    return config
+
+
+def sample(trial: SuggestTrial, bounds: DefaultBounds) -> dict[str, Any]:
+    """One draw of the default space for `bounds.task`: `{MODEL_KEY: config_dict}`."""
+    depth = trial.suggest_int("depth", *bounds.depths)
+    base = trial.suggest_categorical("filters", bounds.filters)
+    schedule = trial.suggest_categorical("schedule", bounds.schedules)
+    kernel = trial.suggest_categorical("kernel", bounds.kernels)
+    batchnorm = trial.suggest_categorical("batchnorm", (False, True))
+    unet: dict[str, Any] = {}
+    if bounds.unet_levels:
+        pool = trial.suggest_categorical("unet_levels", bounds.unet_levels)
+        skip = trial.suggest_categorical("skip", (False, True))
+        depth = max(depth, 2 * pool)  # each level needs a pooled and an upsampled layer
+        # Pooled levels always skip: that is what makes a level a U-Net level.
+        unet = {"pool": pool, "skip": skip or pool > 0}
+    config = ModelConfig(
+        task=bounds.task,
+        family="conv",
+        filters=SCHEDULES[schedule](base, depth),
+        kernel=kernel,
+        batchnorm=depth if batchnorm else 0,
+        **unet,
+        loss=bounds.loss,
+        optimizer="adam",
+        lr=trial.suggest_float("lr", *bounds.lr_range, log=True),
+        batch_size=trial.suggest_categorical("batch_size", bounds.batch_sizes),
+        epochs=bounds.epochs,
+    )
+    return {MODEL_KEY: _narrowed(config, bounds).to_dict()}
