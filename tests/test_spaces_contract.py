@@ -2,7 +2,8 @@
 
 `default` and `study-axes` are drawn with hand-picked FixedTrial points (edges included) and
 with the sampler the sweep uses, TPESampler(multivariate=True, group=True), told a fake
-objective computed from the config's footprint (no training). `report` yields the study's rows the guard accepts (the
+objective computed from the config's footprint (no training). `report` yields the study's rows
+the guard accepts (the
 others are refused by the caller; tests/test_report.py checks which and how).
 Every config round-trips through JSON and through the notation; every sampled config
 passes the guard and stays within its space's bounds (which the study's rows need not respect).
