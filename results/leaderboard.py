@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from results.render import write_csv
@@ -33,13 +34,13 @@ from spaces.notation import describe, format_dropout, format_pool
 
 LEADERBOARD_COLUMNS = (
     "rank", C.TRIAL_ID, "status", "task", "family", "notation", "conv_layers", "filters",
-    "kernel", "pool_upsample", "dropout", "batchnorm", "dense_widths", "loss", "lr",
-    "batch_size", "epochs", C.PARAMS, C.TRAIN_LOSS, C.VAL_LOSS, C.TRAIN_MSE, C.VAL_MSE,
-    C.VAL_RMSE, C.SECONDS, C.NODE, "report_model", "report_val",
+    "kernel", "pool_upsample", "skip", "dropout", "batchnorm", "dense_widths", "loss", "lr",
+    "batch_size", "epochs", C.IMAGES, C.PARAMS, C.TRAIN_LOSS, C.VAL_LOSS, C.TRAIN_MSE,
+    C.VAL_MSE, C.VAL_RMSE, C.SECONDS, C.NODE, "report_model", "report_val", C.REASON,
 )
 COLUMNS = list(LEADERBOARD_COLUMNS)
 CURVE_METRICS = (*C.METRICS, C.PARAMS, C.EPOCH_SECONDS, C.SECONDS, C.NODE)
-_INT_COLUMNS = ("conv_layers", "kernel", "batchnorm", "batch_size", "epochs", C.PARAMS)
+_INT_COLUMNS = ("conv_layers", "kernel", "batchnorm", "batch_size", C.IMAGES, C.PARAMS)
 
 
 def _config_columns(config: ModelConfig) -> dict[str, Any]:
@@ -52,6 +53,7 @@ def _config_columns(config: ModelConfig) -> dict[str, Any]:
         "filters": ",".join(str(f) for f in config.filters),
         "kernel": config.kernel if conv else None,
         "pool_upsample": format_pool(config) if conv else "",
+        "skip": config.skip,
         "dropout": format_dropout(config),
         "batchnorm": config.batchnorm,
         "dense_widths": ",".join(str(w) for w in config.dense_widths),
@@ -85,11 +87,12 @@ def _study_columns(params: dict[str, Any], config: ModelConfig) -> dict[str, Any
     return {"report_model": row.id, "report_val": row.val}
 
 
-def _epoch_of(row: dict[str, Any]) -> int | None:
-    """Epochs completed at this report: our own counter, else Ray's iteration count."""
+def _epoch_of(row: dict[str, Any]) -> float | None:
+    """Epochs completed at this report (fractional between reports inside an epoch): our own
+    counter, else Ray's iteration count."""
     for key in (C.EPOCH, C.TRAINING_ITERATION):
         if row.get(key) is not None:
-            return int(row[key])
+            return round(float(row[key]), 3)
     return None
 
 
@@ -99,6 +102,8 @@ def _infer_status(
     """A status from the files alone, for sweeps that left no trial_status.json entry."""
     if error is not None:
         return C.Status.ERROR
+    if rows and rows[-1].get(C.VERDICT):  # the trial stopped itself: COLLAPSED, DIVERGED
+        return str(rows[-1][C.VERDICT])
     if rows and (rows[-1].get("done") or (_epoch_of(rows[-1]) or len(rows)) >= target_epochs):
         return C.Status.TERMINATED
     return C.Status.STOPPED if finished else C.Status.RUNNING
@@ -117,11 +122,16 @@ def trial_record(
     target = int(meta.get("max_epochs") or config.epochs)
     last = rows[-1] if rows else {}
     seconds = last.get(C.SECONDS, last.get("time_total_s"))
+    # A trial that stopped itself reads TERMINATED to Ray; its own verdict is what it was.
+    verdict = last.get(C.VERDICT) or None
     return {
         C.TRIAL_ID: trial_id,
-        "status": status or _infer_status(rows, target, error, bool(meta.get("finished"))),
+        "status": verdict or status or _infer_status(rows, target, error,
+                                                     bool(meta.get("finished"))),
+        C.REASON: last.get(C.REASON) or (error and error.strip().splitlines()[-1][:200]),
         **_config_columns(config),
         "epochs": (_epoch_of(last) or len(rows)) if rows else 0,
+        C.IMAGES: last.get(C.IMAGES),
         "target_epochs": target,
         **{m: last.get(m) for m in (C.PARAMS, *C.METRICS)},
         C.SECONDS: seconds,
@@ -170,17 +180,20 @@ def trials_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             frame[column] = None
     for column in (*_INT_COLUMNS, "target_epochs"):
         frame[column] = frame[column].astype("Int64")
-    for column in (*C.METRICS, C.SECONDS, "lr", "report_val"):
+    for column in (*C.METRICS, C.SECONDS, "lr", "report_val", "epochs"):
         frame[column] = frame[column].astype("float64")
     frame["report_model"] = frame["report_model"].fillna("")
+    frame[C.REASON] = frame[C.REASON].fillna("")
     return frame
 
 
 def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
-    """Best first by val_mse; failed and unreported trials last; ranks 1..n."""
+    """Best first by val_mse; failed, collapsed, diverged and unreported trials last (only
+    finite results from healthy trials rank); ranks 1..n."""
+    val = pd.to_numeric(frame[C.VAL_MSE], errors="coerce")
     key = pd.DataFrame(
         {
-            "failed": frame["status"].isin(C.FAILED) | frame[C.VAL_MSE].isna(),
+            "failed": frame["status"].isin(C.FAILED | C.UNHEALTHY) | ~np.isfinite(val),
             "val": frame[C.VAL_MSE],
             "params": frame[C.PARAMS],
             "trial": frame[C.TRIAL_ID].astype(str),
@@ -201,8 +214,10 @@ def leaderboard(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def succeeded(board: pd.DataFrame) -> pd.DataFrame:
-    """Rows with a val_mse from trials that did not fail: what can be compared and plotted."""
-    return board[board[C.VAL_MSE].notna() & ~board["status"].isin(C.FAILED)]
+    """Rows with a finite val_mse from trials that neither failed nor collapsed or diverged:
+    what can be compared, plotted and called best."""
+    val = pd.to_numeric(board[C.VAL_MSE], errors="coerce")
+    return board[np.isfinite(val) & ~board["status"].isin(C.FAILED | C.UNHEALTHY)]
 
 
 def write_leaderboard(board: pd.DataFrame, path: str | Path) -> Path:

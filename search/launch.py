@@ -124,7 +124,9 @@ def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
 
     errors = sum(r.error is not None for r in results)
     # Ray's get_best_result does not skip failed trials; the leaderboard ranks them last.
+    # Nor do they skip trials that stopped themselves (collapsed, diverged): never exported.
     candidates = [r for r in results if r.error is None and r.checkpoint is not None
+                  and not r.metrics.get(C.VERDICT)
                   and math.isfinite(r.metrics.get(C.OBJECTIVE, math.nan))]
     if not candidates:
         print(f"no trial finished with a checkpoint ({errors} failed); nothing exported")

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from search.data import load_task
+from search.data import DataOptions, load_task
 from search.models import build_model, load_model
 from spaces.config import ConfigError, ModelConfig
 from spaces.notation import parse_row
@@ -148,7 +148,7 @@ def test_saved_skip_model_round_trips(tmp_path, pool):
 
 def test_tiny_skip_model_trains_on_real_mnist(data_dir):
     keras.utils.set_random_seed(0)
-    data = load_task("mnist-denoise", data_dir=data_dir, subset=200, val_subset=50)
+    data = load_task("mnist-denoise", DataOptions(data_dir=data_dir, subset=200, val_subset=50))
     (x, y), (x_val, y_val) = data.train[0], data.val[0]
     config = ModelConfig(task="mnist-denoise", filters=(4, 4), pool=1, skip=True, epochs=2,
                          batch_size=32)

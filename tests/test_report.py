@@ -124,13 +124,14 @@ def test_best_model_has_the_studys_parameter_count():
     assert keras_sizes(config, (28, 28))[0] == 103_073
 
 
+@pytest.mark.parametrize("space", ["default", "study-axes"])
 @pytest.mark.parametrize("task", TASKS)
-def test_define_by_run_does_no_real_work(task):
+def test_define_by_run_does_no_real_work(task, space):
     """Ray runs the space on the driver for every trial: it must only do arithmetic, never
     build a model (its speed is measured in bench/bench_space.py, not asserted here)."""
     script = (
         "import sys, optuna, spaces\n"
-        f"space = spaces.get_space('full', {task!r})\n"
+        f"space = spaces.get_space({space!r}, {task!r})\n"
         "study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))\n"
         "for _ in range(200):\n"
         "    trial = study.ask(); space(trial); study.tell(trial, 0.0)\n"
