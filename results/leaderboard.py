@@ -277,9 +277,9 @@ def _curve_rows(trial_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any
         if r.get("timestamp") is not None and r.get("time_total_s") is not None
     ]
     start = min(starts) if starts else None
-    by_epoch: dict[int, dict[str, Any]] = {}
+    by_epoch: dict[float, dict[str, Any]] = {}
     for i, r in enumerate(rows):
-        epoch = _epoch_of(r) or i + 1
+        epoch = _epoch_of(r) or float(i + 1)
         if start is not None and r.get("time_total_s") is not None:
             when = start + r["time_total_s"]
         else:
@@ -296,7 +296,7 @@ def _curve_rows(trial_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any
 def curves(sweep_dir: str | Path) -> pd.DataFrame:
     """Every reported epoch of every trial, in the order the sweep reported them.
 
-    `cum_epochs` counts the trial-epochs the whole sweep had spent when that epoch was reported,
+    `cum_epochs` counts the trial-epochs the whole sweep had spent when that report arrived,
     the x axis on which search strategies are compared.
     """
     sweep_dir = check_sweep_dir(sweep_dir)
@@ -311,7 +311,10 @@ def curves(sweep_dir: str | Path) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records)
     frame = frame.sort_values(["time", C.TRIAL_ID, C.EPOCH], na_position="last", kind="stable")
     frame = frame.reset_index(drop=True)
-    frame["cum_epochs"] = range(1, len(frame) + 1)
+    # Trial-epochs spent: each report adds what its trial trained since its previous report
+    # (a fraction of an epoch where trials report inside epochs).
+    spent = frame[C.EPOCH] - frame.groupby(C.TRIAL_ID)[C.EPOCH].shift(1).fillna(0.0)
+    frame["cum_epochs"] = spent.clip(lower=0).cumsum()
     for column in (*C.METRICS, C.EPOCH_SECONDS, C.SECONDS, "time"):
         frame[column] = frame[column].astype("float64")
     return frame[columns]
