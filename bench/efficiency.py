@@ -2,6 +2,7 @@
 
     python bench/efficiency.py --task mnist-denoise [--seeds 0 1 2]
     python bench/efficiency.py --task text [--seeds 0 1 2]
+    python bench/efficiency.py --task mnist --keep runs/bench   # keep the sweeps for tables
 
 For each seed, in one run, on one embedded Ray instance and the same data:
   (a) study: the study's rows of the task replayed as a grid for `--epochs` epochs each (FIFO).
@@ -28,6 +29,7 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -37,6 +39,7 @@ from search.sweep import SweepSettings, run_sweep
 from spaces import constants as C
 
 DEFAULTS = {  # small enough for minutes per arm on a 2-core CPU
+    "mnist": {"subset": 4000, "val_subset": 1000, "epochs": 3},
     "mnist-denoise": {"subset": 4000, "val_subset": 1000, "epochs": 3},
     "text": {"subset": 40, "val_subset": 4, "epochs": 2, "patch_size": 48},
 }
@@ -102,6 +105,8 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=2, help="trials at once")
     parser.add_argument("--spearman-trials", type=int, default=6)
     parser.add_argument("--data-dir", default=os.environ.get("SEARCH_DATA_DIR"))
+    parser.add_argument("--keep", help="write the sweeps here (for `python -m results`) "
+                                       "instead of a temporary folder")
     args = parser.parse_args()
     for key, value in DEFAULTS[args.task].items():
         if getattr(args, key, None) is None:
@@ -118,7 +123,8 @@ def main() -> None:
           f"{data.n_val} validation images, {args.epochs} epochs per row/trial, "
           f"{args.concurrent} trials at once, seeds {args.seeds}", flush=True)
     rows, ratios, fractions = [], [], []
-    with tempfile.TemporaryDirectory() as storage:
+    with tempfile.TemporaryDirectory() as scratch:
+        storage = str(Path(args.keep).resolve()) if args.keep else scratch
         for seed in args.seeds:
             study, study_s = sweep(f"study-{seed}", storage, data, options, args, seed,
                                    space="report", search="grid", scheduler="fifo",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from search.data import DataOptions, load_task
-from search.trial import Trial, evaluate, pixel_losses
+from search.trial import Trial, evaluate, health, pixel_losses
 from spaces import constants as C
 from spaces.config import ModelConfig
 from spaces.notation import parse_row
@@ -82,3 +82,58 @@ def test_bce_trial_reports_mse_beside_its_loss(mnist_small):
     config = ModelConfig(task="mnist", filters=(4,), loss="bce", epochs=1, batch_size=128)
     metrics = next(Trial(config, mnist_small).reports())
     assert metrics[C.VAL_LOSS] > metrics[C.VAL_MSE]  # bce of [0,1] images exceeds their MSE
+
+
+def test_reports_inside_an_epoch_resume_at_the_same_example(mnist_small, tmp_path):
+    """A report every 300 examples: 1000 images an epoch give reports at 300, 600, 900, 1000;
+    a checkpoint at any report resumes there and trains the same examples as without it."""
+    config = ModelConfig(task="mnist", filters=(4,), epochs=2, batch_size=64, loss="bce")
+    whole = Trial(config, mnist_small, seed=5, report_images=300)
+    history = list(whole.reports())
+    assert [m[C.IMAGES] for m in history] == [300, 600, 900, 1000, 1300, 1600, 1900, 2000]
+    assert [m[C.EPOCH] for m in history] == [0.3, 0.6, 0.9, 1, 1.3, 1.6, 1.9, 2]
+
+    split = Trial(config, mnist_small, seed=5, report_images=300)
+    reports = split.reports()
+    for _ in range(2):
+        middle = next(reports)
+    split.save(tmp_path, middle)
+    resumed = Trial.resume(tmp_path, config, mnist_small, report_images=300)
+    rest = list(resumed.reports())
+    assert [m[C.IMAGES] for m in rest] == [900, 1000, 1300, 1600, 1900, 2000]
+    # Same examples in the same order from the same weights: the same model (up to float
+    # reduction order, which the single-threaded backend keeps).
+    assert rest[-1][C.VAL_MSE] == pytest.approx(history[-1][C.VAL_MSE], rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("changes", "status"),
+    [({C.VAL_OUTPUT_STD: 1e-5}, C.Status.COLLAPSED),
+     ({C.VAL_INPUT_GAP: 1e-5}, C.Status.COLLAPSED),
+     ({C.TRAIN_LOSS: math.nan}, C.Status.DIVERGED),
+     ({C.VAL_MSE: math.inf}, C.Status.DIVERGED),
+     ({}, "")],
+)
+def test_health_names_the_trivial_predictors_and_divergence(changes, status):
+    healthy = {C.TRAIN_LOSS: 0.2, C.VAL_LOSS: 0.2, C.VAL_MSE: 0.02, C.VAL_OUTPUT_STD: 0.3,
+               C.VAL_INPUT_GAP: 0.1}
+    verdict, reason = health(healthy | changes)
+    assert verdict == status
+    assert bool(reason) == bool(status)
+
+
+def test_a_collapsed_model_stops_at_its_first_report(mnist_small):
+    """A sigmoid output pushed to 0 everywhere (the MSE collapse of the study's best denoiser)
+    is the all-zero predictor: the trial reports once, says why, and stops."""
+    config = ModelConfig(task="mnist", filters=(4,), epochs=3, batch_size=128, lr=1e-6)
+    trial = Trial(config, mnist_small, seed=0, report_images=500)
+    output = trial.model.layers[-1]
+    kernel, bias = output.get_weights()
+    output.set_weights([np.zeros_like(kernel), np.full_like(bias, -30.0)])
+    history = list(trial.reports())
+    assert len(history) == 1
+    assert history[0][C.VERDICT] == C.Status.COLLAPSED
+    assert "constant output" in history[0][C.REASON]
+    target = np.concatenate([y for _, y in mnist_small.val])
+    assert history[0][C.VAL_MSE] == pytest.approx(float(np.mean(target.astype(np.float64) ** 2)),
+                                                  rel=1e-3)

@@ -1,0 +1,61 @@
+"""search/fidelity.py: what TPE learns from stopped trials, and the whole-sweep budget."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.fidelity import BudgetStopper, FidelityOptunaSearch, optuna_state
+from spaces import REGISTRY, constants as C
+from spaces.default import sample
+
+
+def _result(value: float, reports: int, **extra: object) -> dict[str, object]:
+    return {C.VAL_MSE: value, C.TRAINING_ITERATION: reports, **extra}
+
+
+@pytest.mark.parametrize(
+    ("result", "error", "state"),
+    [(_result(0.02, 6), False, TrialState.COMPLETE),
+     (_result(0.05, 1), False, TrialState.PRUNED),  # ASHA stopped it at its first rung
+     (_result(0.09, 1, verdict=C.Status.COLLAPSED), False, TrialState.PRUNED),
+     (_result(math.nan, 1, verdict=C.Status.DIVERGED), False, TrialState.FAIL),
+     (_result(0.02, 6), True, TrialState.FAIL),
+     (None, False, TrialState.FAIL)],
+)
+def test_optuna_state(result, error, state):
+    assert optuna_state(result, C.VAL_MSE, 6, error) == state
+
+
+def test_tpe_is_told_stopped_trials_as_pruned_with_their_last_rung():
+    """Through Ray's searcher API: a trial stopped after 1 of 6 reports is PRUNED with its
+    intermediate value, so TPE ranks it below every complete trial (Optuna's own rule)."""
+    space = functools.partial(sample, bounds=REGISTRY["mnist-denoise"].default)
+    searcher = FidelityOptunaSearch(space=space, metric=C.VAL_MSE, mode="min", max_t=6,
+                                    sampler=optuna.samplers.RandomSampler(seed=0))
+    for trial_id, values in (("full", [0.05, 0.03, 0.02, 0.02, 0.02, 0.019]),
+                             ("stopped", [0.01])):
+        assert searcher.suggest(trial_id)
+        for step, value in enumerate(values, start=1):
+            searcher.on_trial_result(trial_id, _result(value, step))
+        searcher.on_trial_complete(trial_id, _result(values[-1], len(values)))
+    trials = {t.number: t for t in searcher._ot_study.trials}
+    assert trials[0].state == TrialState.COMPLETE and trials[0].value == pytest.approx(0.019)
+    assert trials[1].state == TrialState.PRUNED
+    assert trials[1].intermediate_values == {1: 0.01}
+
+
+def test_budget_stopper_counts_each_trial_once_and_survives_a_restart(tmp_path):
+    path = tmp_path / "budget.json"
+    stopper = BudgetStopper(1000, path)
+    assert not stopper("a", {C.IMAGES: 300})
+    assert not stopper("a", {C.IMAGES: 600})  # the same trial further on: 600 in all
+    assert not stopper("b", {C.IMAGES: 300})
+    assert stopper.spent == 900
+    again = BudgetStopper(1000, path)  # a resumed sweep reads what was spent
+    assert again.spent == 900
+    assert again("b", {C.IMAGES: 400}) and again.stop_all()
