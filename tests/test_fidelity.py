@@ -10,7 +10,8 @@ import pytest
 from optuna.trial import TrialState
 
 from search.fidelity import BudgetStopper, FidelityOptunaSearch, optuna_state
-from spaces import REGISTRY, constants as C
+from spaces import REGISTRY
+from spaces import constants as C
 from spaces.default import sample
 
 
