@@ -1,4 +1,5 @@
-"""What the searcher learns from a trial that ASHA stopped early, and a whole-sweep budget.
+"""What the searcher learns from a trial that ASHA stopped early; a whole-sweep budget; ASHA
+that lets warm-start trials finish.
 
 Ray's `OptunaSearch` tells Optuna that every ended trial is COMPLETE with its last value, so
 TPE ranks a trial stopped after a quarter epoch beside one trained to the end, as if their
@@ -18,6 +19,7 @@ from typing import Any
 
 from optuna.trial import TrialState
 from ray.tune import Stopper
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from results.render import atomic_write_text
@@ -98,3 +100,25 @@ class BudgetStopper(Stopper):
 
     def stop_all(self) -> bool:
         return self.spent >= self.max_images
+
+
+class WarmStartASHA(ASHAScheduler):
+    """ASHA that never stops the warm-start trials (the study's rows, enqueued first).
+
+    They train to the end, so a warm-started sweep always holds their final results and its
+    best can never be worse than the rows it replayed; every other trial is judged as usual.
+    """
+
+    def __init__(self, *args: Any, protect: list[dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._protect = [dict(point) for point in protect]
+
+    def _protected(self, config: dict[str, Any]) -> bool:
+        return any(all(config.get(k) == v for k, v in point.items()) for point in self._protect)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == TrialScheduler.STOP and self._protected(trial.config):
+            reached = result.get(C.TRAINING_ITERATION, 0) >= self._max_t
+            return action if reached else TrialScheduler.CONTINUE
+        return action

@@ -19,14 +19,14 @@ from typing import Any
 
 import optuna
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 import spaces
 from results.render import atomic_write_text
 from results.sweepdir import read_status
 from search.data import DataOptions, TaskData
-from search.fidelity import BudgetStopper, FidelityOptunaSearch
+from search.fidelity import BudgetStopper, FidelityOptunaSearch, WarmStartASHA
 from search.progress import SweepCallback
 from search.settings import TrialSettings
 from search.trainable import train_autoencoder
@@ -148,8 +148,7 @@ def _grid(settings: SweepSettings) -> tuple[Searcher | None, dict[str, Any]]:
 
 def _optuna_with(sampler: optuna.samplers.BaseSampler) -> Callable[[SweepSettings], Any]:
     def factory(settings: SweepSettings) -> tuple[Searcher, dict[str, Any]]:
-        warm = settings.warm_start == "report"
-        points = spaces.warm_start_points(settings.task) if warm else None
+        points = _warm_points(settings) or None
         searcher = FidelityOptunaSearch(
             space=spaces.sampled_space(settings.space, settings.task,
                                        max_params=settings.max_params,
@@ -164,6 +163,13 @@ def _optuna_with(sampler: optuna.samplers.BaseSampler) -> Callable[[SweepSetting
         return searcher, {}
 
     return factory
+
+
+def _warm_points(settings: SweepSettings) -> list[dict[str, Any]]:
+    """The searcher's warm-start points (the study's best rows), or none."""
+    if settings.warm_start != "report" or settings.space not in spaces.SAMPLED_SPACES:
+        return []
+    return spaces.warm_start_points(settings.task, settings.space)
 
 
 def _tpe(seed: int) -> optuna.samplers.TPESampler:
@@ -188,9 +194,9 @@ SPACES_OF_SEARCH = {"grid": ("report",), "optuna": spaces.SAMPLED_SPACES,
 SCHEDULERS: dict[str, Callable[[SweepSettings], TrialScheduler]] = {
     # Reports (a fixed number of examples each) are ASHA's time unit; early stopping lives
     # here, never in an Optuna pruner.
-    "asha": lambda s: ASHAScheduler(time_attr=C.TRAINING_ITERATION, max_t=s.max_reports,
+    "asha": lambda s: WarmStartASHA(time_attr=C.TRAINING_ITERATION, max_t=s.max_reports,
                                     grace_period=min(s.grace_period, s.max_reports),
-                                    reduction_factor=3),
+                                    reduction_factor=3, protect=_warm_points(s)),
     "fifo": lambda s: FIFOScheduler(),
 }
 

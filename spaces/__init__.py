@@ -114,8 +114,14 @@ def full_space(
     return functools.partial(sample, bounds=limited)
 
 
-def warm_start_points(task: str) -> list[dict[str, Any]]:
-    """The study's best rows of `task` as full-space parameters, where the space has them."""
-    bounds = task_bounds(task)
-    points = (point_for(r.config, bounds) for r in study_rows(task) if r.best)
-    return [p for p in points if p is not None]
+def warm_start_points(task: str, space: str = "study-axes") -> list[dict[str, Any]]:
+    """The study's best rows of `task` as parameters of `space` ("default" or "study-axes"),
+    where the space can express them (the default space trains them with its own loss)."""
+    _check("space", space, SAMPLED_SPACES)
+    _check("task", task, TASKS)
+    best = [r.config for r in study_rows(task) if r.best]
+    if space == "default":
+        found = (default.point_for(c, REGISTRY[task].default) for c in best)
+    else:
+        found = (point_for(c, task_bounds(task)) for c in best)
+    return [p for p in found if p is not None]

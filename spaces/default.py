@@ -99,3 +99,29 @@ def sample(trial: SuggestTrial, bounds: DefaultBounds) -> dict[str, Any]:
         epochs=bounds.epochs,
     )
     return {MODEL_KEY: _narrowed(config, bounds).to_dict()}
+
+
+def point_for(config: ModelConfig, bounds: DefaultBounds) -> dict[str, Any] | None:
+    """The default space's parameters for `config`'s architecture and training, or None
+    where the space cannot express it. The loss is not an axis: the point trains with the
+    space's loss (BCE), whatever `config` used. Used to warm-start with the study's rows."""
+    depth = config.depth
+    pool_choices = bounds.unet_levels or (0,)
+    if (config.family != "conv" or config.dropout or config.batchnorm not in (0, depth)
+            or config.kernel not in bounds.kernels or config.batch_size not in bounds.batch_sizes
+            or config.pool not in pool_choices or (config.pool and not config.skip)
+            or not bounds.lr_range[0] <= config.lr <= bounds.lr_range[1]
+            or not bounds.depths[0] <= depth <= max(bounds.depths[1], 2 * config.pool)
+            or not fits(config, bounds.input_shape, **bounds.limits)):
+        return None
+    for schedule in bounds.schedules:
+        for base in bounds.filters:
+            if SCHEDULES[schedule](base, depth) == config.filters:
+                point: dict[str, Any] = {
+                    "depth": depth, "filters": base, "schedule": schedule,
+                    "kernel": config.kernel, "batchnorm": bool(config.batchnorm),
+                    "lr": config.lr, "batch_size": config.batch_size}
+                if bounds.unet_levels:
+                    point |= {"unet_levels": config.pool, "skip": config.skip}
+                return point
+    return None

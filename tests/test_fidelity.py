@@ -8,8 +8,9 @@ import math
 import optuna
 import pytest
 from optuna.trial import TrialState
+from ray.tune.schedulers import TrialScheduler
 
-from search.fidelity import BudgetStopper, FidelityOptunaSearch, optuna_state
+from search.fidelity import BudgetStopper, FidelityOptunaSearch, WarmStartASHA, optuna_state
 from spaces import REGISTRY
 from spaces import constants as C
 from spaces.default import sample
@@ -60,3 +61,27 @@ def test_budget_stopper_counts_each_trial_once_and_survives_a_restart(tmp_path):
     again = BudgetStopper(1000, path)  # a resumed sweep reads what was spent
     assert again.spent == 900
     assert again("b", {C.IMAGES: 400}) and again.stop_all()
+
+
+class _Trial:
+    """What ASHA reads of a Ray trial: its id and config."""
+
+    def __init__(self, trial_id: str, config: dict[str, object]) -> None:
+        self.trial_id, self.config = trial_id, config
+
+
+def test_warm_start_trials_are_never_stopped_early():
+    """ASHA stops a trial whose first rung is worse than the others'; a warm-start trial
+    (the study's row) with the same bad value runs on, so its final result is kept."""
+    asha = WarmStartASHA(time_attr=C.TRAINING_ITERATION, max_t=9, grace_period=1,
+                         reduction_factor=3, metric=C.VAL_MSE, mode="min",
+                         protect=[{"depth": 4, "filters": 32}])
+    good = [_Trial(f"good{i}", {"depth": 2, "filters": 16}) for i in range(4)]
+    row = _Trial("row", {"depth": 4, "filters": 32, "lr": 1e-3})
+    bad = _Trial("bad", {"depth": 6, "filters": 16})
+    for trial in (*good, row, bad):
+        asha.on_trial_add(None, trial)
+    for i, trial in enumerate(good):
+        asha.on_trial_result(None, trial, _result(0.01 + i * 1e-4, 1))
+    assert asha.on_trial_result(None, bad, _result(0.5, 1)) == TrialScheduler.STOP
+    assert asha.on_trial_result(None, row, _result(0.5, 1)) == TrialScheduler.CONTINUE

@@ -129,3 +129,17 @@ def test_user_limits_reach_the_full_space(task):
         families.add(config.family)
         assert footprint(config, bounds.input_shape).params <= limit
     assert families == set(bounds.families)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_default_space_warm_start_replays_the_study_best_rows(task):
+    """`--warm-start report` with the default space enqueues the study's best rows: each point
+    rebuilds the row's architecture, batch and learning rate (trained with the space's BCE)."""
+    points = warm_start_points(task, "default")
+    best = [r.config for r in study_rows(task) if r.best]
+    assert len(points) == len(best) >= 1
+    for point, study in zip(points, best, strict=True):
+        drawn = ModelConfig.from_dict(get_space("default", task)(
+            optuna.trial.FixedTrial(point))[MODEL_KEY])
+        assert drawn.replace(loss=study.loss, epochs=study.epochs) == study
+        assert drawn.loss == "bce"
