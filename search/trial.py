@@ -10,6 +10,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,25 +89,77 @@ def evaluate(model: Any, groups: list[tuple[np.ndarray, np.ndarray]], loss: str,
             C.VAL_INPUT_GAP: input_gap / pixels}
 
 
-# Below these, a model's validation output is constant (all zeros, all ones, the mean) or
-# copies its input: the trivial predictors. Such a trial has stopped learning for good (the
-# sigmoid+MSE collapse, a dead ReLU stack), so it is stopped at once rather than trained on.
-COLLAPSE_STD = 1e-3
-COLLAPSE_INPUT_GAP = 1e-3
+@dataclass(frozen=True)
+class Baselines:
+    """What the trivial predictors score on the validation images, measured once per data.
+
+    A constant output's MSE is at least the targets' variance (`mean_mse`, the best constant)
+    and an all-zero output's is E[y^2] (`zero_mse`); a model that copies its input is
+    `input_gap` (mean |target - input|) away from the targets (0 for plain reconstruction).
+    """
+
+    target_std: float
+    zero_mse: float
+    mean_mse: float
+    input_gap: float
+
+    @classmethod
+    def of(cls, groups: list[tuple[np.ndarray, np.ndarray]]) -> Baselines:
+        total = sq = gap = pixels = 0.0
+        for x, y in groups:
+            y64 = y.astype(np.float64)
+            total += float(np.sum(y64))
+            sq += float(np.sum(y64 * y64))
+            gap += float(np.sum(np.abs(y64 - x)))
+            pixels += y.size
+        pixels = max(pixels, 1.0)
+        mean = total / pixels
+        variance = max(sq / pixels - mean * mean, 0.0)
+        return cls(math.sqrt(variance), sq / pixels, variance, gap / pixels)
 
 
-def health(metrics: dict[str, Any]) -> tuple[str, str]:
-    """(status, reason) of a report: ("", "") if the trial may go on, else why it must stop."""
+# A trial whose outputs hardly vary (relative to the targets' spread) and whose error is at a
+# constant predictor's level, or whose output copies its input, has collapsed onto a trivial
+# predictor: the sigmoid+MSE collapse of the study's best denoiser, a dead ReLU stack. It never
+# recovers, so it is stopped at the first report that shows it.
+CONSTANT_STD = 0.05  # output spread below 5% of the targets': a constant output
+NEAR_CONSTANT_STD = 0.25  # ... below 25%, with val_mse within 1% of a constant's: collapsing
+TRIVIAL_MSE = 0.99
+COPY_GAP = 0.05  # mean |output - input| below 5% of the targets' distance from the input
+MIN_STEPS = 30  # optimizer steps before collapse is judged
+
+
+def health(metrics: dict[str, Any], base: Baselines | None = None, *,
+           steps: float = math.inf) -> tuple[str, str]:
+    """(status, reason) of a report: ("", "") if the trial may go on, else why it must stop.
+
+    A loss that is NaN or inf stops a trial at once. Collapse is judged only after
+    `MIN_STEPS` optimizer steps: a model that has barely trained also predicts about a
+    constant. Without `base` (no validation data to compare with), only absolute tests apply.
+    """
     for key in (C.TRAIN_LOSS, C.VAL_LOSS, C.VAL_MSE):
         value = metrics.get(key)
         if value is None or not math.isfinite(value):
             return C.Status.DIVERGED, f"{key} is {value} (the loss diverged)"
-    if metrics.get(C.VAL_OUTPUT_STD, 1.0) < COLLAPSE_STD:
-        return C.Status.COLLAPSED, (f"constant output (std {metrics[C.VAL_OUTPUT_STD]:.1e}): "
-                             f"val_mse {metrics[C.VAL_MSE]:.5f} is the trivial predictor's")
-    if metrics.get(C.VAL_INPUT_GAP, 1.0) < COLLAPSE_INPUT_GAP:
-        return C.Status.COLLAPSED, (f"the output copies the input (mean |out - in| "
-                             f"{metrics[C.VAL_INPUT_GAP]:.1e})")
+    if steps < MIN_STEPS:
+        return "", ""
+    std = metrics.get(C.VAL_OUTPUT_STD, math.inf)
+    gap = metrics.get(C.VAL_INPUT_GAP, math.inf)
+    mse = metrics[C.VAL_MSE]
+    spread = base.target_std if base and base.target_std > 0 else 1.0
+    if std < (CONSTANT_STD * spread if base else 1e-3):
+        return C.Status.COLLAPSED, (f"constant output (std {std:.1e}): val_mse {mse:.5f} is "
+                                    f"a trivial predictor's")
+    if base is not None:
+        constant = min(base.zero_mse, base.mean_mse)
+        if std < NEAR_CONSTANT_STD * spread and mse >= TRIVIAL_MSE * constant:
+            return C.Status.COLLAPSED, (f"output collapsing to a constant (std {std:.1e}): "
+                                        f"val_mse {mse:.5f}, a constant predictor's "
+                                        f"{constant:.5f}")
+        if base.input_gap > 0 and gap < COPY_GAP * base.input_gap:
+            return C.Status.COLLAPSED, f"the output copies the input (mean |out - in| {gap:.1e})"
+    elif gap < 1e-3:
+        return C.Status.COLLAPSED, f"the output copies the input (mean |out - in| {gap:.1e})"
     return "", ""
 
 
@@ -143,6 +196,7 @@ class Trial:
         self.params = int(model.count_params())
         self.notation = describe(config)
         self._order: tuple[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
+        self.baselines = Baselines.of(list(data.val))
 
     @property
     def epoch(self) -> float:
@@ -210,7 +264,8 @@ class Trial:
                 C.SECONDS: self.seconds,
                 C.NOTATION: self.notation,
             }
-            status, reason = health(metrics)
+            status, reason = health(metrics, self.baselines,
+                                    steps=self.images / self.config.batch_size)
             if status:
                 metrics[C.VERDICT], metrics[C.REASON] = status, reason
             yield metrics

@@ -172,3 +172,24 @@ def test_text_sweep_on_patches_validates_whole_pages_and_refits(tmp_path, data_d
     heights = {sheet[f"targets_{i}"].shape[1] for i in range(3)}
     assert heights <= {258, 420} and all(
         sheet[f"outputs_{i}"].shape == sheet[f"targets_{i}"].shape for i in range(3))
+
+
+@pytest.mark.parametrize("budget", [["--budget-epochs", "2"], ["--time-budget", "40s"]],
+                         ids=["budget-epochs", "time-budget"])
+def test_a_budget_ends_the_default_search_with_complete_outputs(tmp_path, data_dir, budget):
+    """With a budget and no --num-samples, trials go on until it is spent; then the sweep has
+    ended (not been interrupted): every trial has ended, the leaderboard ranks them, best/ is
+    written."""
+    proc = run_cli(["--task", "mnist-denoise", "--max-epochs", "50", "--max-concurrent", "2",
+                    "--storage", str(tmp_path), "--name", "budget", *budget, *SMALL], data_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = tmp_path / "budget"
+    meta = json.loads((sweep / C.SWEEP_FILE).read_text())
+    assert meta["finished"] and meta["space"] == "default" and meta["num_samples"] == -1
+    lb = board(sweep)
+    assert len(lb) >= 2 and lb["status"].isin(C.ENDED).all(), lb[["trial_id", "status"]]
+    assert (sweep / C.BEST_DIR / C.MODEL_FILE).is_file()
+    if budget[0] == "--budget-epochs":  # 300 images an epoch; two trials at once may overshoot
+        spent = json.loads((sweep / "budget.json").read_text())
+        assert 600 <= sum(spent.values()) <= 600 + 2 * 300
+        assert lb["images"].sum() == sum(spent.values())

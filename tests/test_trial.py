@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from search.data import DataOptions, load_task
-from search.trial import Trial, evaluate, health, pixel_losses
+from search.trial import Baselines, Trial, evaluate, health, pixel_losses
 from spaces import constants as C
 from spaces.config import ModelConfig
 from spaces.notation import parse_row
@@ -122,11 +122,25 @@ def test_health_names_the_trivial_predictors_and_divergence(changes, status):
     assert bool(reason) == bool(status)
 
 
+def test_a_slowly_collapsing_model_is_caught_by_its_baselines():
+    """Measured on noisy MNIST: the study's `6L,16,8,8F(3X3) pool 3+3` under MSE drifts to the
+    all-zero output; at 4,000 images its outputs still vary a little, but its val_mse is the
+    all-zero predictor's."""
+    base = Baselines(target_std=0.3, zero_mse=0.10398, mean_mse=0.0950, input_gap=0.27)
+    report = {C.TRAIN_LOSS: 0.105, C.VAL_LOSS: 0.1043, C.VAL_MSE: 0.10430,
+              C.VAL_OUTPUT_STD: 0.0182, C.VAL_INPUT_GAP: 0.27}
+    assert health(report, base)[0] == C.Status.COLLAPSED
+    assert health(report | {C.VAL_MSE: 0.05}, base) == ("", "")  # learning: error well below
+    assert health(report | {C.VAL_OUTPUT_STD: 0.12}, base) == ("", "")  # outputs vary
+    assert health(report, base, steps=5) == ("", "")  # too early to tell
+    assert health(report | {C.VAL_MSE: math.nan}, base, steps=5)[0] == C.Status.DIVERGED
+
+
 def test_a_collapsed_model_stops_at_its_first_report(mnist_small):
     """A sigmoid output pushed to 0 everywhere (the MSE collapse of the study's best denoiser)
     is the all-zero predictor: the trial reports once, says why, and stops."""
-    config = ModelConfig(task="mnist", filters=(4,), epochs=3, batch_size=128, lr=1e-6)
-    trial = Trial(config, mnist_small, seed=0, report_images=500)
+    config = ModelConfig(task="mnist", filters=(4,), epochs=3, batch_size=16, lr=1e-6)
+    trial = Trial(config, mnist_small, seed=0, report_images=500)  # 31 steps: judged
     output = trial.model.layers[-1]
     kernel, bias = output.get_weights()
     output.set_weights([np.zeros_like(kernel), np.full_like(bias, -30.0)])
