@@ -6,7 +6,7 @@
 
 For each seed, in one run, on one embedded Ray instance and the same data:
   (a) study: the study's rows of the task replayed as a grid for `--epochs` epochs each (FIFO).
-      Its images trained in all are the budget B.
+      The budget B is what that costs: rows x epochs x images per epoch.
   (b) random: random search over the default space with ASHA, stopped once B is spent.
   (c) search: the default search (TPE, fidelity-aware, ASHA), stopped once B is spent.
 Then, once, `--spearman-trials` random default-space configs trained to the end (FIFO): the
@@ -129,7 +129,9 @@ def main() -> None:
             study, study_s = sweep(f"study-{seed}", storage, data, options, args, seed,
                                    space="report", search="grid", scheduler="fifo",
                                    num_samples=1)
-            budget = float(study["new_images"].sum())
+            # B: what replaying the rows costs, E epochs each (a row that collapses and stops
+            # early still counts its E epochs; a row the guard refuses never ran).
+            budget = float(args.epochs * data.epoch_size * study["trial"].nunique())
             target = best_final(study)
             arms = {"study": (study, study_s)}
             for arm, search in (("random", "random"), ("search", "optuna")):

@@ -55,3 +55,52 @@ def refit_best(config: ModelConfig, data: TaskData, sweep_metrics: dict[str, Any
     with tempfile.TemporaryDirectory() as checkpoint:
         trial.save(checkpoint)
         return write_best(Path(checkpoint), trial.model, data, metrics, best_dir)
+
+
+def best_checkpoint(sweep_dir: Path) -> tuple[Path, dict[str, Any], str]:
+    """The best healthy trial's last checkpoint, its last result and its id, from files alone."""
+    from results.leaderboard import leaderboard, load_trials, succeeded
+    from results.sweepdir import read_results
+
+    board = succeeded(leaderboard(load_trials(sweep_dir)))
+    trials = load_trials(sweep_dir).set_index(C.TRIAL_ID)
+    for trial_id in board[C.TRIAL_ID]:
+        trial_dir = Path(str(trials.loc[trial_id, "trial_dir"]))
+        checkpoints = sorted(trial_dir.glob(f"checkpoint_*/{C.MODEL_FILE}"))
+        if checkpoints:
+            return checkpoints[-1].parent, read_results(trial_dir)[-1], str(trial_id)
+    raise ExportError(f"{sweep_dir}: no finished trial has a checkpoint to export")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m search.export SWEEP_DIR`: write best/ again from the sweep's files."""
+    import argparse
+    import sys
+
+    from search.data import DataOptions, load_task
+    from search.models import load_model
+    from spaces.errors import UserError
+
+    parser = argparse.ArgumentParser(prog="python -m search.export", description=main.__doc__)
+    parser.add_argument("sweep_dir", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        from results.sweepdir import check_sweep_dir, read_sweep_meta
+
+        sweep_dir = check_sweep_dir(args.sweep_dir)
+        meta = read_sweep_meta(sweep_dir)
+        options = DataOptions(**meta.get("data", {}))
+        checkpoint, metrics, trial_id = best_checkpoint(sweep_dir)
+        data = load_task(str(meta["task"]), options)
+        target = write_best(checkpoint, load_model(checkpoint / C.MODEL_FILE), data, metrics,
+                            sweep_dir / C.BEST_DIR, trial_id=trial_id)
+    except (UserError, ExportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"best: {metrics.get(C.NOTATION)}  val_mse {metrics[C.VAL_MSE]:.5f}  "
+          f"(trial {trial_id}) -> {target / C.MODEL_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

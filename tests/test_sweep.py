@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -193,3 +194,13 @@ def test_a_budget_ends_the_default_search_with_complete_outputs(tmp_path, data_d
         spent = json.loads((sweep / "budget.json").read_text())
         assert 600 <= sum(spent.values()) <= 600 + 2 * 300
         assert lb["images"].sum() == sum(spent.values())
+        # `python -m search.export` writes best/ again from the files alone.
+        exported = json.loads((sweep / C.BEST_DIR / C.METRICS_FILE).read_text())
+        shutil.rmtree(sweep / C.BEST_DIR)
+        again = subprocess.run([sys.executable, "-m", "search.export", str(sweep)],
+                               capture_output=True, text=True, timeout=300, cwd=REPO,
+                               env={**os.environ, "SEARCH_DATA_DIR": str(data_dir)})
+        assert again.returncode == 0, again.stderr[-3000:]
+        rewritten = json.loads((sweep / C.BEST_DIR / C.METRICS_FILE).read_text())
+        assert rewritten[C.TRIAL_ID] == exported[C.TRIAL_ID]
+        assert rewritten[C.VAL_MSE] == exported[C.VAL_MSE] == lb[C.VAL_MSE].iloc[0]
