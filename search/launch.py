@@ -134,7 +134,8 @@ def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
     best = min(candidates, key=lambda r: r.metrics[C.OBJECTIVE])
     m = best.metrics
     if refit:
-        config = ModelConfig.from_dict(best.config[C.MODEL_KEY]).replace(epochs=m[C.EPOCH])
+        epochs = max(1, math.ceil(m[C.EPOCH] - 1e-9))  # whole epochs: a refit trains no halves
+        config = ModelConfig.from_dict(best.config[C.MODEL_KEY]).replace(epochs=epochs)
         print(f"refitting {m.get(C.NOTATION)} on all {data.n_train + data.n_val} pages "
               f"for {config.epochs} epochs")
         target = refit_best(config, data, m, experiment_dir / C.BEST_DIR, seed=seed)

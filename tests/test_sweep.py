@@ -87,8 +87,9 @@ def test_optuna_asha_sweep_writes_a_ranked_leaderboard(tmp_path, data_dir):
     lb = board(sweep)
     assert len(lb) == 5 and set(lb["trial_id"]) == set(json.loads(
         (sweep / C.STATUS_FILE).read_text()))
-    finished = lb.dropna(subset=["val_mse"])
-    assert finished["val_mse"].is_monotonic_increasing
+    ranked = lb[lb["status"].isin(C.FINISHED)].dropna(subset=["val_mse"])
+    assert ranked["val_mse"].is_monotonic_increasing
+    assert (lb["status"].isin(C.UNHEALTHY) <= (lb["rank"] > len(ranked))).all()  # last
     assert (lb["params"].dropna() <= 20000).all()
     assert set(lb["epochs"]) <= {1, 2}
     assert lb["node"].notna().all()
@@ -141,7 +142,10 @@ def test_resume_after_a_stop_finishes_every_trial_once(tmp_path, data_dir, stop)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     lb = board(sweep)
     assert len(lb) == 4 and lb["trial_id"].is_unique
-    assert (lb["status"] == C.Status.TERMINATED).all() and (lb["epochs"] == 2).all()
+    # Tiny random models may collapse and stop themselves: an ending too, never a rerun.
+    healthy = lb["status"] == C.Status.TERMINATED
+    assert (healthy | lb["status"].isin(C.UNHEALTHY)).all()
+    assert (lb.loc[healthy, "epochs"] == 2).all()
     results = list(sweep.glob(f"trial_*/{C.RESULT_FILE}"))
     assert len(results) == 4
     for result in results:
