@@ -356,8 +356,4 @@ def load_text(options: DataOptions) -> Split:
     pages = {name: (x, y) for name, (x, _), (y, _) in pairs}
     train_groups, _ = _groups(_take(train, options.subset, "training"), pages)
     val_groups, val_names = _groups(_take(val, options.val_subset, "validation"), pages)
-    smallest = min(min(x.shape[1:3]) for x, _ in train_groups)
-    if options.patch_size is not None and options.patch_size > smallest:
-        raise DataError(f"--patch-size {options.patch_size} is larger than the smallest "
-                        f"training page side ({smallest} pixels)")
     return Split(train=train_groups, val=val_groups, val_names=val_names)
