@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from spaces import REGISTRY
 from spaces.errors import UserError
@@ -48,8 +49,15 @@ def _duration(text: str) -> float:
     return total
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but its errors are one line, like every other refusal of the CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="search/run.py", description=__doc__, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -140,11 +148,14 @@ def _fail(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from search.checks import check_args, given_flags
     from search.export import ExportError
 
     try:
-        if args.config:
+        check_args(args, given_flags(parser, argv))  # before anything is read or started
+        if args.config is not None:
             from search.single import run_single
 
             return run_single(args)

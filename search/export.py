@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from search.checks import foreign_entries
 from search.data import TaskData
 from search.trial import Trial, reconstructions
 from spaces import constants as C
@@ -24,21 +27,54 @@ def write_best(checkpoint: Path, model: Any, data: TaskData, metrics: dict[str, 
                best_dir: Path, *, trial_id: str | None = None) -> Path:
     """Copy a trial checkpoint (model, config, notation) and add metrics and reconstructions.
 
-    Written next to `best_dir` and renamed into place, so readers never see half an export.
+    Written into a fresh hidden folder next to `best_dir` and swapped in by renames, so readers
+    never see half an export and a crash leaves the previous best/ (or, between the two
+    renames, its copy `.best-old-*`). Only a best/ that holds nothing but an export's files is
+    ever replaced: anything else there was not written by this project.
     """
-    tmp = best_dir.with_name(best_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(checkpoint, tmp)
-    (tmp / C.STATE_FILE).unlink(missing_ok=True)
-    metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
-    if trial_id:
-        metrics[C.TRIAL_ID] = trial_id
-    (tmp / C.METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    arrays = reconstructions(model, data)
-    np.savez_compressed(tmp / C.RECONSTRUCTIONS_FILE, **arrays)  # type: ignore[arg-type]
-    shutil.rmtree(best_dir, ignore_errors=True)
-    tmp.rename(best_dir)
+    foreign = foreign_entries(best_dir) if best_dir.exists() or best_dir.is_symlink() else []
+    if foreign:
+        raise ExportError(f"{best_dir} holds files this project did not write "
+                          f"({', '.join(foreign[:3])}); nothing was replaced")
+    best_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{best_dir.name}-new-", dir=best_dir.parent))
+    try:
+        for name in (C.MODEL_FILE, C.CONFIG_FILE, C.NOTATION_FILE):
+            shutil.copy2(checkpoint / name, tmp / name)
+        metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+        if trial_id:
+            metrics[C.TRIAL_ID] = trial_id
+        (tmp / C.METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+        arrays = reconstructions(model, data)
+        np.savez_compressed(tmp / C.RECONSTRUCTIONS_FILE, **arrays)  # type: ignore[arg-type]
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide it from other readers
+        _swap_in(tmp, best_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own fresh folder, never best/
+        raise
     return best_dir
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _swap_in(new: Path, best_dir: Path) -> None:
+    """Put `new` at `best_dir`: the old export is renamed aside, then removed once the new one
+    is in place (or renamed back if that fails)."""
+    if not best_dir.exists():
+        os.rename(new, best_dir)
+        return
+    old = best_dir.with_name(f".{best_dir.name}-old-{uuid.uuid4().hex[:8]}")
+    os.rename(best_dir, old)
+    try:
+        os.rename(new, best_dir)
+    except BaseException:
+        os.rename(old, best_dir)
+        raise
+    shutil.rmtree(old)
 
 
 def refit_best(config: ModelConfig, data: TaskData, sweep_metrics: dict[str, Any],

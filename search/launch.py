@@ -6,11 +6,16 @@ import argparse
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from search.checks import InputError, NameLock, check_address, check_output, unplaceable
 from search.data import DataOptions, load_task
 from search.single import guard_limits, guard_shape
 from spaces import constants as C
 from spaces.config import ModelConfig
+
+if TYPE_CHECKING:
+    from search.sweep import SweepSettings
 
 
 def connect(address: str | None) -> str:
@@ -36,7 +41,10 @@ def connect(address: str | None) -> str:
         ray.init(address="local", include_dashboard=False, log_to_driver=True)
         print(f"Ray: started a local instance ({how}); resources {ray.cluster_resources()}")
     else:
-        ray.init(address=address, log_to_driver=True)
+        try:
+            ray.init(address=address, log_to_driver=True)
+        except ConnectionError as exc:  # `auto` with no cluster running, a cluster gone since
+            raise InputError(f"{how} {address}: {str(exc).splitlines()[0]}") from None
         print(f"Ray: joined the cluster at {address} ({how}); resources {ray.cluster_resources()}")
     return address
 
@@ -78,41 +86,74 @@ def settings_from(args: argparse.Namespace):
 
 
 def launch_sweep(args: argparse.Namespace) -> int:
+    """Check the flags, the resume request, the output folder and the address, then run."""
+    from search.sweep import prepare
+
+    settings = prepare(settings_from(args), resume=args.resume)  # before Ray and the data
+    check_output(settings.storage, settings.name)
+    check_address(args.address)
+    return run_prepared(args, settings)
+
+
+def _can_grow(address: str) -> bool:
+    """Whether the cluster may add nodes: never a local Ray this driver started; a cluster the
+    Ray launcher started (its head has ~/ray_bootstrap_config.yaml, as Tune checks), or one
+    that reports node groups to Ray's autoscaler (KubeRay, autoscaler v2)."""
+    from ray._private.state import state
+    from ray.tune.execution.cluster_info import _is_ray_cluster
+
+    if address == "local":
+        return False
+    if _is_ray_cluster():
+        return True
+    try:
+        config = state.get_cluster_config()
+    except Exception:  # noqa: BLE001 - an older or partial GCS: assume it cannot grow
+        return False
+    return bool(config is not None and config.node_group_configs)
+
+
+def run_prepared(args: argparse.Namespace, settings: SweepSettings) -> int:
+    """Hold the name, load the data, join Ray and run the sweep; export its best."""
     import dataclasses
 
     import ray
 
-    from search.sweep import SweepError, prepare, run_sweep, with_data
+    from search.sweep import SweepError, run_sweep, with_data
 
-    settings = prepare(settings_from(args), resume=args.resume)  # before Ray and the data
-    if args.refit and args.task != "text":
-        raise SweepError("--refit retrains on the validation pages too; it is for --task text "
-                         "(MNIST validates on the official test split, which must stay unseen)")
-    data = load_task(settings.task, settings.data)
-    settings = with_data(settings, data)
-    connect(args.address)
-    try:
-        if args.gpus_per_trial is None:
-            if ray.cluster_resources().get("GPU", 0) > 0:
-                settings = dataclasses.replace(settings, gpus_per_trial=1.0)
-            else:
-                print("no GPUs in the cluster now: trials run on CPUs (on an autoscaling GPU "
-                      "cluster, pass --gpus-per-trial so that GPU workers are started)")
-        print(f"sweep {settings.name}: task {settings.task}, space {settings.space}, "
-              f"search {settings.search}, scheduler {settings.scheduler}, "
-              f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial:g} GPU per trial; "
-              f"outputs in {settings.experiment_dir}")
-        print(f"a report every {settings.report_images:,} training examples "
-              f"({settings.reports_per_epoch} per epoch of {settings.epoch_size:,}): ASHA's "
-              f"unit; --report-images changes it")
-        results, finished = run_sweep(settings, data, resume=args.resume)
-        if not finished:
-            print(f"the sweep was interrupted before every trial ended; continue it with the "
-                  f"same command and --resume (storage {settings.storage}, name {settings.name})")
-        export_best(results, data, settings.experiment_dir, refit=args.refit and finished,
-                    seed=args.seed)
-    finally:
-        ray.shutdown()
+    with NameLock(settings.experiment_dir, settings.name):
+        data = load_task(settings.task, settings.data)
+        settings = with_data(settings, data)
+        address = connect(args.address)
+        try:
+            if args.gpus_per_trial is None:
+                if ray.cluster_resources().get("GPU", 0) > 0:
+                    settings = dataclasses.replace(settings, gpus_per_trial=1.0)
+                else:
+                    print("no GPUs in the cluster now: trials run on CPUs (on an autoscaling "
+                          "GPU cluster, pass --gpus-per-trial so that GPU workers are started)")
+            why = unplaceable(ray.nodes(), settings.cpus_per_trial, settings.gpus_per_trial)
+            if why and not _can_grow(address):
+                raise SweepError(f"{why}, and this cluster cannot add nodes: its trials would "
+                                 f"wait forever")
+            if why:
+                print(f"{why} yet: trials wait until the autoscaler adds one", flush=True)
+            print(f"sweep {settings.name}: task {settings.task}, space {settings.space}, "
+                  f"search {settings.search}, scheduler {settings.scheduler}, "
+                  f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial:g} GPU per "
+                  f"trial; outputs in {settings.experiment_dir}")
+            print(f"a report every {settings.report_images:,} training examples "
+                  f"({settings.reports_per_epoch} per epoch of {settings.epoch_size:,}): ASHA's "
+                  f"unit; --report-images changes it")
+            results, finished = run_sweep(settings, data, resume=args.resume)
+            if not finished:
+                print(f"the sweep was interrupted before every trial ended; continue it with "
+                      f"the same command and --resume (storage {settings.storage}, name "
+                      f"{settings.name})")
+            export_best(results, data, settings.experiment_dir,
+                        refit=args.refit and finished, seed=args.seed)
+        finally:
+            ray.shutdown()
     return 0
 
 

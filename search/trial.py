@@ -248,7 +248,8 @@ class Trial:
         while self.images < self.total_images:
             epoch, start = divmod(self.images, self.epoch_size)
             stop = min(start + self.report_images, self.epoch_size)
-            keras.utils.set_random_seed(self.seed * 100_003 + self.images)
+            # numpy's global seed must be below 2**32: long runs with large --seed wrap around
+            keras.utils.set_random_seed((self.seed * 100_003 + self.images) % 2**32)
             began = time.perf_counter()
             loss_sum, mse_sum, count = self._train_slice(epoch, start, stop)
             train_seconds = time.perf_counter() - began
