@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True, choices=tuple(REGISTRY),
                    help="what the autoencoder learns: " + "; ".join(
                        f"{name}: {spec.description}" for name, spec in REGISTRY.items()))
+    p.add_argument("--verbose", action="store_true",
+                   help="show Ray's status tables, the workers' output and TensorFlow's "
+                        "start-up lines (by default: one line per trial and a progress line)")
     g = p.add_argument_group("sweep")
     g.add_argument("--space", choices=("default", "study-axes", "report"), default="default",
                    help="default: conv models a short search can win in (spaces/default.py); "
