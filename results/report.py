@@ -37,10 +37,10 @@ from results.tables import (
     discoveries,
     marked_rows,
     study_best,
-    study_row,
     study_table,
 )
 from spaces import constants as C
+from spaces.report import study_rows
 
 MERGED_LEADERBOARD_FILE = "leaderboard-merged.csv"
 STATUS_ORDER = (C.Status.TERMINATED, C.Status.STOPPED, C.Status.RUNNING, C.Status.PENDING,
@@ -132,21 +132,23 @@ def _write_table(frame: pd.DataFrame, directory: Path, stem: str, title: str,
     ]
 
 
-def _study_loss_note(board: pd.DataFrame) -> str:
-    """Warn where the study's published figure is not an MSE (it printed BCE as 'MSE')."""
-    rows = (study_row(r) for r in board["report_model"])
-    losses = sorted({r.loss for r in rows if r is not None} - {"mse"})
-    if not losses:
-        return ""
-    return (f"Study figures of rows trained with {', '.join(losses)} are that loss, as the "
-            f"study printed them, not an MSE.")
+def _table_note(task: str | None) -> str:
+    """What the table holds and how its best is chosen; where the study's figure is not an
+    MSE (it printed BCE as 'MSE'), say so."""
+    note = ("Source `ours`: our trials, in leaderboard order; `study`: the study's rows with "
+            "its published figures. `**` marks the lowest validation MSE in the table.")
+    losses = sorted({r.loss for r in study_rows(task)} - {"mse"}) if task else []
+    if losses:
+        note += (f" Study rows trained with {', '.join(losses)} show that loss, as the study "
+                 f"printed it, not an MSE, so they are never marked best.")
+    return note
 
 
 def write_tables(board: pd.DataFrame, task: str | None, directory: Path,
                  top_k: int) -> list[Path]:
     """Per-family comparison tables, discoveries, importance and the study's own rows."""
     written = []
-    note = _study_loss_note(board)
+    note = _table_note(task)
     for family in sorted(board["family"].dropna().unique()):
         table = comparison_table(board, family, task)
         written += _write_table(table, directory, f"comparison-{family}",

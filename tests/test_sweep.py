@@ -67,11 +67,13 @@ def test_grid_replays_study_rows_and_a_refused_row_fails_alone(tmp_path, data_di
     pd.testing.assert_frame_equal(rebuilt[["rank", "trial_id", "status", "val_mse"]],
                                   live[["rank", "trial_id", "status", "val_mse"]])
     table = pd.read_csv(tmp_path / "grid" / "tables" / "comparison-conv.csv", dtype=str)
-    assert sorted(table["Trial"]) == sorted(done["trial_id"])
+    assert sorted(table.loc[table["Source"] == "ours", "Trial"]) == sorted(done["trial_id"])
     by_trial = table.set_index("Trial")
     replay = done.set_index("report_model").loc["mnist/1.2/2"]
-    assert by_trial.loc[replay["trial_id"], "Study Train/Validation"] == "0.0586/ 0.0583"
+    assert by_trial.loc[replay["trial_id"], "Model"].startswith("1.2/2")
+    assert by_trial.loc["mnist/1.2/2", "Mean_squared_error Train/Validation"] == "0.0586/ 0.0583"
     assert by_trial.loc[done.iloc[0]["trial_id"], "Model"].endswith("**")  # best, marked
+    assert table["Model"].str.endswith("**").sum() == 1
     assert "1 trial(s) failed" in report.stdout
     for plot in ("curves", "progress", "pareto", "reconstructions"):
         assert (tmp_path / "grid" / "plots" / f"{plot}.png").stat().st_size > 1000
