@@ -70,7 +70,7 @@ def _one_task(board: pd.DataFrame, task: str | None) -> pd.DataFrame:
     return board[board["task"] == task]
 
 
-def _parameters(row: report.StudyRow) -> int | None:
+def study_parameters(row: report.StudyRow) -> int | None:
     """A study row's parameter count, by the guard's arithmetic (equal to Keras')."""
     try:
         return footprint(row.config, task_bounds(row.task).input_shape).params
@@ -118,7 +118,7 @@ def _study_rows(task: str, family: str) -> list[dict]:
             "BatchNormalization": r.batchnorm,
             MSE: mse_pair(r.train, r.val, "g"),
             "val RMSE": math.sqrt(r.val) if r.loss == "mse" else math.nan,
-            "Parameters": _parameters(r),
+            "Parameters": study_parameters(r),
             "Epochs": r.epochs,
             "Seconds": math.nan,
             "Rank": None,

@@ -196,3 +196,24 @@ def test_importance_explains_when_it_cannot_run(tmp_path: Path) -> None:
 def test_importance_skips_running_and_failed_trials(board: pd.DataFrame) -> None:
     # 3 TERMINATED trials with a val_mse; the running and failed ones do not count.
     assert "only 3 finished trial(s)" in param_importances(board).attrs["reason"]
+
+
+def test_plot_inputs_state_budgets_and_the_studys_replayed_points(board: pd.DataFrame,
+                                                                   tmp_path: Path) -> None:
+    from results.report import _model_title, _our_budget, _study_budget, _study_points
+    from spaces.report import row
+
+    points = _study_points(board)  # text/3.3/5 and text/3.1/4 (matched by architecture)
+    assert sorted(points["id"]) == ["text/3.1/4", "text/3.3/5"]
+    assert points.set_index("id").loc["text/3.3/5", C.PARAMS] == 103_073
+    assert _study_budget(row("mnist/1.2/2")) == (
+        "50 epochs x 60,000 images = 3,000,000 images, batch 128")
+    curve = pd.DataFrame({"cum_epochs": [0.5, 2.5]})
+    assert _our_budget(curve, {"epoch_size": 400}) == (
+        "epochs of 400 images; 2.5 trial-epochs = 1,000 images in all")
+    best = tmp_path / "best"
+    best.mkdir()
+    assert _model_title(best) == ""
+    (best / C.NOTATION_FILE).write_text("3L,32F(3X3)\n")
+    (best / C.METRICS_FILE).write_text('{"val_mse": 0.00123456}')
+    assert _model_title(best) == "best model: 3L,32F(3X3) (val_mse 0.001235)"
