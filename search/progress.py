@@ -74,6 +74,12 @@ class SweepCallback(tune.Callback):
         state["_console"] = None
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Also restores callbacks pickled before the console existed."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("budget", Budget(trials=self.meta.get("num_samples")))
+        self.__dict__["_console"] = None
+
     @property
     def console(self) -> Console:
         if self._console is None:

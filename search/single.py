@@ -73,9 +73,12 @@ def default_patches(args: argparse.Namespace, gpu: bool) -> str | None:
     if args.task != "text" or args.patch_size is not None or gpu:
         return None
     args.patch_size = DEFAULT_TEXT_PATCH
-    return (f"text on CPU: training on {DEFAULT_TEXT_PATCH}x{DEFAULT_TEXT_PATCH} patches "
+    where = ("no GPU on this machine" if args.config
+             else "no --gpus-per-trial, so trials run on CPUs")
+    return (f"text, {where}: training on {DEFAULT_TEXT_PATCH}x{DEFAULT_TEXT_PATCH} patches "
             f"({args.patches_per_page} per page; validation on whole pages); --patch-size "
-            f"sets another size" + ("" if args.config else ", --gpus-per-trial trains on GPUs"))
+            f"sets another size" + ("" if args.config else
+                                    ", --gpus-per-trial trains whole pages on GPUs"))
 
 
 def guard_fit(args: argparse.Namespace) -> dict:
