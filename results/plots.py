@@ -71,7 +71,8 @@ def learning_curves(
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     if drawn:
         axes.set_yscale("log")
-        axes.legend(fontsize="small")
+        # Below the axes, never over a curve.
+        figure.legend(loc="outside lower center", fontsize="small", ncols=min(drawn, 2))
     return _save(figure, path)
 
 
@@ -80,10 +81,12 @@ def search_progress(
     path: str | Path,
     study_val: float | None = None,
     study_label: str = "study's best",
+    budget: str = "",
 ) -> Path:
     """Best val_mse so far against trial-epochs spent, with the study's best as a line.
 
-    One line per sweep where `curve` has a `sweep` column (several sweeps merged).
+    One line per sweep where `curve` has a `sweep` column (several sweeps merged). `study_label`
+    should state the study's budget and `budget` ours (epochs, images), since the two differ.
     """
     figure = Figure(figsize=(8, 5), layout="constrained")
     axes = figure.add_subplot()
@@ -99,40 +102,54 @@ def search_progress(
         axes.axhline(study_val, color="tab:red", linestyle="--",
                      label=f"{study_label}: {study_val:g}")
     _note_if_empty(axes, not drawn, "reported epochs")
-    axes.set(xlabel="trial-epochs spent by the sweep", ylabel=f"best {C.VAL_MSE} so far",
-             title="Search progress")
+    axes.set(xlabel="trial-epochs spent by the sweep" + (f" ({budget})" if budget else ""),
+             ylabel=f"best {C.VAL_MSE} so far", title="Search progress")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     if drawn or study_val is not None:
         axes.set_yscale("log")
-        axes.legend(fontsize="small")
+        figure.legend(loc="outside lower center", fontsize="small")  # never over a line
     return _save(figure, path)
 
 
-def size_vs_quality(board: pd.DataFrame, path: str | Path) -> Path:
-    """val_mse against parameter count (log x), study replays marked, Pareto front drawn."""
+def size_vs_quality(board: pd.DataFrame, path: str | Path,
+                    study_points: pd.DataFrame | None = None) -> Path:
+    """val_mse against parameter count (log x), our replays of the study's rows marked, the
+    study's published figures for those rows (`study_points`: params, val_mse, id) beside
+    them, and the Pareto front of our trials. Only what is drawn gets a legend entry."""
     figure = Figure(figsize=(8, 5), layout="constrained")
     axes = figure.add_subplot()
     points = succeeded(board).dropna(subset=[C.PARAMS])
     study = points["report_model"].fillna("") != ""
-    axes.scatter(points.loc[~study, C.PARAMS], points.loc[~study, C.VAL_MSE], s=18,
-                 label="searched configs")
-    axes.scatter(points.loc[study, C.PARAMS], points.loc[study, C.VAL_MSE], s=40,
-                 marker="s", facecolors="none", edgecolors="tab:red", label="study's configs")
+    if (~study).any():
+        axes.scatter(points.loc[~study, C.PARAMS], points.loc[~study, C.VAL_MSE], s=18,
+                     label="searched configs")
+    if study.any():
+        axes.scatter(points.loc[study, C.PARAMS], points.loc[study, C.VAL_MSE], s=40,
+                     marker="s", facecolors="none", edgecolors="tab:red",
+                     label="our replays of the study's configs")
+    published = study_points if study_points is not None else pd.DataFrame()
+    if not published.empty:
+        axes.scatter(published[C.PARAMS], published[C.VAL_MSE], s=50, marker="x",
+                     color="tab:red", label="the study's published figures")
+        for _, row in published.iterrows():
+            axes.annotate(str(row["id"]), (row[C.PARAMS], row[C.VAL_MSE]), fontsize="x-small",
+                          xytext=(4, 4), textcoords="offset points")
     front = pareto_front(points)
     if not front.empty:
         axes.plot(front[C.PARAMS], front[C.VAL_MSE], drawstyle="steps-post", color="black",
                   linewidth=1, marker="o", markersize=8, fillstyle="none", label="Pareto front")
     _note_if_empty(axes, points.empty, "finished trials")
     axes.set(xlabel="parameters", ylabel=C.VAL_MSE, title="Size against quality")
-    if not points.empty:
+    if not points.empty or not published.empty:
         axes.set_xscale("log")
         axes.set_yscale("log")
         axes.legend(fontsize="small")
     return _save(figure, path)
 
 
-def reconstruction_sheet(samples: Sequence[Triple], path: str | Path) -> Path:
-    """Rows input / output / target, one column per sample (at most MAX_SAMPLES)."""
+def reconstruction_sheet(samples: Sequence[Triple], path: str | Path, title: str = "") -> Path:
+    """Rows input / output / target, one column per sample (at most MAX_SAMPLES), under
+    `title` (the model, in the study's notation)."""
     samples = list(samples)[:MAX_SAMPLES]
     if not samples:
         raise ValueError("reconstruction_sheet: no samples to draw")
@@ -152,4 +169,6 @@ def reconstruction_sheet(samples: Sequence[Triple], path: str | Path) -> Path:
             axes.set_yticks([])
             if column == 0:
                 axes.set_ylabel(label)
+    if title:
+        figure.suptitle(title)
     return _save(figure, path)

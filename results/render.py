@@ -7,12 +7,14 @@ escaping and bold rows.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import uuid
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -36,11 +38,19 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 
 def cell(value: Any) -> str:
-    """One value as table text: blanks for missing, 4 significant digits for floats."""
+    """One value as table text: blanks for missing, integers with thousands separators,
+    floats to 4 significant digits (whole numbers from 1,000 up, with separators)."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
 
 

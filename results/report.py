@@ -6,6 +6,7 @@ go into one output dir, for one sweep or for several sweeps of one task merged.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +38,12 @@ from results.tables import (
     discoveries,
     marked_rows,
     study_best,
+    study_parameters,
     study_row,
     study_table,
 )
 from spaces import constants as C
+from spaces.report import study_rows
 
 MERGED_LEADERBOARD_FILE = "leaderboard-merged.csv"
 STATUS_ORDER = (C.Status.TERMINATED, C.Status.STOPPED, C.Status.RUNNING, C.Status.PENDING,
@@ -98,8 +101,8 @@ def _best_lines(board: pd.DataFrame, task: str | None) -> list[str]:
         lines.append(
             f"Best: {best['notation']} (trial {best[C.TRIAL_ID]}, loss {best['loss']}, "
             f"lr {best['lr']:g}, batch {best['batch_size']}): {C.VAL_MSE} {best[C.VAL_MSE]:.4g}, "
-            f"{C.VAL_RMSE} {best[C.VAL_RMSE]:.4g}, {best[C.PARAMS]} params, "
-            f"{best['epochs']} epochs, {best[C.SECONDS]:.1f} s"
+            f"{C.VAL_RMSE} {best[C.VAL_RMSE]:.4g}, {int(best[C.PARAMS]):,} params, "
+            f"{best['epochs']:.3g} epochs, {best[C.SECONDS]:.1f} s"
         )
     row = study_best(task) if task else None
     if row is None:
@@ -120,7 +123,7 @@ def _best_lines(board: pd.DataFrame, task: str | None) -> list[str]:
     if len(replays):
         first = replays.iloc[0]
         lines.append(f"  Our replay of it: rank {first['rank']}, {C.VAL_MSE} "
-                     f"{first[C.VAL_MSE]:.4g} after {first['epochs']} epochs.")
+                     f"{first[C.VAL_MSE]:.4g} after {first['epochs']:.3g} epochs.")
     return lines
 
 
@@ -132,21 +135,23 @@ def _write_table(frame: pd.DataFrame, directory: Path, stem: str, title: str,
     ]
 
 
-def _study_loss_note(board: pd.DataFrame) -> str:
-    """Warn where the study's published figure is not an MSE (it printed BCE as 'MSE')."""
-    rows = (study_row(r) for r in board["report_model"])
-    losses = sorted({r.loss for r in rows if r is not None} - {"mse"})
-    if not losses:
-        return ""
-    return (f"Study figures of rows trained with {', '.join(losses)} are that loss, as the "
-            f"study printed them, not an MSE.")
+def _table_note(task: str | None) -> str:
+    """What the table holds and how its best is chosen; where the study's figure is not an
+    MSE (it printed BCE as 'MSE'), say so."""
+    note = ("Source `ours`: our trials, in leaderboard order; `study`: the study's rows with "
+            "its published figures. `**` marks the lowest validation MSE in the table.")
+    losses = sorted({r.loss for r in study_rows(task)} - {"mse"}) if task else []
+    if losses:
+        note += (f" Study rows trained with {', '.join(losses)} show that loss, as the study "
+                 f"printed it, not an MSE, so they are never marked best.")
+    return note
 
 
 def write_tables(board: pd.DataFrame, task: str | None, directory: Path,
                  top_k: int) -> list[Path]:
     """Per-family comparison tables, discoveries, importance and the study's own rows."""
     written = []
-    note = _study_loss_note(board)
+    note = _table_note(task)
     for family in sorted(board["family"].dropna().unique()):
         table = comparison_table(board, family, task)
         written += _write_table(table, directory, f"comparison-{family}",
@@ -173,20 +178,67 @@ def _without_failed(curve: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
     return curve[~drop]
 
 
+STUDY_TRAIN_IMAGES = {"mnist": 60_000, "mnist-denoise": 60_000}  # MNIST's training split
+
+
+def _study_budget(row) -> str:
+    images = STUDY_TRAIN_IMAGES.get(row.task)
+    seen = (f" x {images:,} images = {row.epochs * images:,} images" if images
+            else " on all training pages")
+    return f"{row.epochs} epochs{seen}, batch {row.batch_size}"
+
+
+def _our_budget(curve: pd.DataFrame, meta: dict) -> str:
+    """The sweep's spend: trial-epochs, and images where sweep.json knows the epoch size."""
+    spent = float(curve["cum_epochs"].max()) if len(curve) else 0.0
+    size = meta.get("epoch_size")
+    if not size:
+        return f"{spent:.3g} trial-epochs in all"
+    return (f"epochs of {int(size):,} images; {spent:.3g} trial-epochs = "
+            f"{spent * int(size):,.0f} images in all")
+
+
+def _study_points(board: pd.DataFrame) -> pd.DataFrame:
+    """The study's published (params, val_mse) of the rows our trials replayed, where its
+    figure is an MSE."""
+    ids = sorted({r for r in succeeded(board)["report_model"].fillna("") if r})
+    rows = [study_row(i) for i in ids]
+    table = [{"id": r.id, C.PARAMS: study_parameters(r), C.VAL_MSE: r.val}
+             for r in rows if r is not None and r.loss == "mse"]
+    return pd.DataFrame.from_records(table, columns=["id", C.PARAMS, C.VAL_MSE]).dropna()
+
+
+def _model_title(best_dir: Path) -> str:
+    notation = best_dir / C.NOTATION_FILE
+    if not notation.is_file():
+        return ""
+    title = f"best model: {notation.read_text().strip()}"
+    metrics = best_dir / C.METRICS_FILE
+    try:
+        val = json.loads(metrics.read_text()).get(C.VAL_MSE)
+    except (OSError, ValueError):
+        val = None
+    return title + (f" (val_mse {val:.4g})" if isinstance(val, (int, float)) else "")
+
+
 def write_plots(board: pd.DataFrame, curve: pd.DataFrame, task: str | None,
-                best_dir: Path, directory: Path, top_k: int) -> list[Path]:
+                best_dir: Path, directory: Path, top_k: int,
+                meta: dict | None = None) -> list[Path]:
     row = study_best(task) if task else None
     written = [
         plots.learning_curves(curve, board, directory / "curves.png", top_k),
         plots.search_progress(_without_failed(curve, board), directory / "progress.png",
                               study_val=row.val if row else None,
-                              study_label=f"study's best ({row.id})" if row else ""),
-        plots.size_vs_quality(board, directory / "pareto.png"),
+                              study_label=(f"study's best ({row.id}; {_study_budget(row)})"
+                                           if row else ""),
+                              budget=_our_budget(curve, meta or {})),
+        plots.size_vs_quality(board, directory / "pareto.png", _study_points(board)),
     ]
     npz = best_dir / C.RECONSTRUCTIONS_FILE
     if npz.is_file():
         written.append(plots.reconstruction_sheet(read_reconstructions(npz),
-                                                  directory / "reconstructions.png"))
+                                                  directory / "reconstructions.png",
+                                                  title=_model_title(best_dir)))
     return written
 
 
@@ -225,7 +277,8 @@ def generate(sweep_dirs: Sequence[str | Path], out: str | Path | None = None,
         best_dir = by_name[best_sweep] / C.BEST_DIR
     task = next((t for t in tasks.values() if t), None)
     written += write_tables(board, task, out / C.TABLES_DIR, top_k)
-    written += write_plots(board, curve, task, best_dir, out / C.PLOTS_DIR, top_k)
+    written += write_plots(board, curve, task, best_dir, out / C.PLOTS_DIR, top_k,
+                           read_sweep_meta(dirs[0]) if len(dirs) == 1 else None)
     lines += _best_lines(board, task)
     lines.append(f"Wrote {len(written)} file(s): leaderboard.csv in each sweep dir, "
                  f"{out / C.TABLES_DIR}, {out / C.PLOTS_DIR}.")

@@ -1,24 +1,28 @@
-"""The study's comparison tables, filled with our trials, beside the study's own figures.
+"""The study's comparison tables, filled with our trials and the study's own rows.
 
 Columns follow the study's tables (Model | Conv2D or Dense | MaxPooling2D+UpSampling2D |
 Dropout | BatchNormalization | Mean_squared_error Train/Validation), so a reader can hold a
-page of the study next to ours; the best row is marked the way the study marked its best.
+page of the study next to ours. Our rows and the study's sit in one table (`Source`: ours or
+study); one row per table, the best, is marked the way the study marked its best.
 """
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
 from results.leaderboard import ints_of, succeeded
 from results.sweepdir import ResultsError
 from spaces import constants as C
-from spaces import report
+from spaces import report, task_bounds
 from spaces.config import FAMILIES, ModelConfig
+from spaces.guard import footprint
 from spaces.notation import format_layers
 
 BEST_MARK = "**"  # the study wrote its best model's number as "2**"
 MSE = "Mean_squared_error Train/Validation"
-STUDY_MSE = "Study Train/Validation"
+OURS, STUDY = "ours", "study"  # the Source column
 POOL = "MaxPooling2D+UpSampling2D"
 LAYERS = {"conv": "Conv2D", "dense": "Dense"}
 DISCOVERY_COLUMNS = [
@@ -66,40 +70,27 @@ def _one_task(board: pd.DataFrame, task: str | None) -> pd.DataFrame:
     return board[board["task"] == task]
 
 
-def _best_position(rows: pd.DataFrame) -> int | None:
-    """Position of the lowest val_mse among trials that did not fail (`rows` has a 0..n index)."""
-    ok = succeeded(rows)
-    return None if ok.empty else int(ok[C.VAL_MSE].idxmin())
+def study_parameters(row: report.StudyRow) -> int | None:
+    """A study row's parameter count, by the guard's arithmetic (equal to Keras')."""
+    try:
+        return footprint(row.config, task_bounds(row.task).input_shape).params
+    except (ValueError, KeyError):
+        return None
 
 
-def comparison_table(
-    board: pd.DataFrame, family: str, task: str | None = None
-) -> pd.DataFrame:
-    """One family's trials of one task in the study's columns, in leaderboard order.
-
-    Model is the study's `section/model` where the trial replays one of its rows (its
-    published figures then sit in the Study column), else our rank as `#n`.
-    """
-    if family not in FAMILIES:
-        raise ResultsError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
-    rows = _one_task(board, task)
-    rows = rows[rows["family"] == family].reset_index(drop=True)
-    best = _best_position(rows)
+def _our_rows(rows: pd.DataFrame, family: str) -> list[dict]:
     records = []
+    ok = set(succeeded(rows).index)
     for position, row in rows.iterrows():
         study = study_row(row["report_model"])
-        model = f"{study.section}/{study.model}" if study else f"#{row['rank']}"
         record = {
-            "Model": model + (BEST_MARK if position == best else ""),
+            "Model": f"{study.section}/{study.model}" if study else f"#{row['rank']}",
+            "Source": OURS,
             LAYERS[family]: _layers(row),
-        }
-        if family == "conv":
-            record[POOL] = row["pool_upsample"]
-        record |= {
+            POOL: row["pool_upsample"],
             "Dropout": row["dropout"],
             "BatchNormalization": row["batchnorm"],
             MSE: mse_pair(row[C.TRAIN_MSE], row[C.VAL_MSE]),
-            STUDY_MSE: mse_pair(study.train, study.val, "g") if study else "",
             "val RMSE": row[C.VAL_RMSE],
             "Parameters": row[C.PARAMS],
             "Epochs": row["epochs"],
@@ -107,12 +98,68 @@ def comparison_table(
             "Rank": row["rank"],
             "Trial": row[C.TRIAL_ID],
             "Status": row["status"],
+            "_val": row[C.VAL_MSE] if position in ok else math.nan,
         }
         records.append(record)
-    columns = ["Model", LAYERS[family], *([POOL] if family == "conv" else []), "Dropout",
-               "BatchNormalization", MSE, STUDY_MSE, "val RMSE", "Parameters", "Epochs",
+    return records
+
+
+def _study_rows(task: str, family: str) -> list[dict]:
+    """The study's rows of this task and family with its published figures. Only its MSE
+    figures can be called best beside ours: where it trained with another loss (MNIST's
+    BCE), its figure is that loss."""
+    return [
+        {
+            "Model": f"{r.section}/{r.model}",
+            "Source": STUDY,
+            LAYERS[family]: format_layers(r.config),
+            POOL: r.pool_upsample,
+            "Dropout": r.dropout,
+            "BatchNormalization": r.batchnorm,
+            MSE: mse_pair(r.train, r.val, "g"),
+            "val RMSE": math.sqrt(r.val) if r.loss == "mse" else math.nan,
+            "Parameters": study_parameters(r),
+            "Epochs": r.epochs,
+            "Seconds": math.nan,
+            "Rank": None,
+            "Trial": r.id,
+            "Status": "published" if r.loss == "mse" else f"published ({r.loss})",
+            "_val": r.val if r.loss == "mse" else math.nan,
+        }
+        for r in report.study_rows(task)
+        if r.family == family
+    ]
+
+
+def comparison_table(
+    board: pd.DataFrame, family: str, task: str | None = None, *, study: bool = True
+) -> pd.DataFrame:
+    """One family's rows of one task in the study's columns: our trials in leaderboard
+    order, then the study's own rows with its published figures (`Source` says which).
+
+    Model is the study's `section/model` for its rows and for our replays of them, else our
+    rank as `#n`. Exactly one row is marked best: the lowest validation MSE among our
+    trials that did not fail and the study's MSE figures.
+    """
+    if family not in FAMILIES:
+        raise ResultsError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
+    rows = _one_task(board, task)
+    rows = rows[rows["family"] == family].reset_index(drop=True)
+    task = task or next(iter(rows["task"].dropna().unique()), None)
+    records = _our_rows(rows, family)
+    if study and task:
+        records += _study_rows(task, family)
+    columns = ["Model", "Source", LAYERS[family], *([POOL] if family == "conv" else []),
+               "Dropout", "BatchNormalization", MSE, "val RMSE", "Parameters", "Epochs",
                "Seconds", "Rank", "Trial", "Status"]
-    return pd.DataFrame.from_records(records, columns=columns)
+    table = pd.DataFrame.from_records(records, columns=[*columns, "_val"])
+    values = pd.to_numeric(table["_val"], errors="coerce")
+    if values.notna().any():
+        best = int(values.idxmin())
+        table.loc[best, "Model"] = f"{table.loc[best, 'Model']}{BEST_MARK}"
+    for column in ("Parameters", "Rank"):
+        table[column] = table[column].astype("Int64")
+    return table[columns]
 
 
 def marked_rows(table: pd.DataFrame) -> list[int]:

@@ -13,8 +13,8 @@ EPILOG = """\
 examples:
   python search/run.py --task mnist --config '6L,16F(3X3)' --epochs 1 --subset 2000
   python search/run.py --task mnist-denoise --space report --max-epochs 5 --subset 5000
-  python search/run.py --task text --space full --num-samples 40 --patch-size 96
-  ray submit clusters/aws-gpu.yaml search/run.py -- --task text --space full --gpus-per-trial 0.5
+  python search/run.py --task text --num-samples 40 --patch-size 96
+  ray submit clusters/aws-gpu.yaml search/run.py -- --task text --gpus-per-trial 0.5
 
 resume: rerun the same command with --resume (same --storage and --name). Finished trials are
 kept, unfinished ones continue from their last checkpoint, errored ones are retried. A finished
@@ -64,15 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True, choices=tuple(REGISTRY),
                    help="what the autoencoder learns: " + "; ".join(
                        f"{name}: {spec.description}" for name, spec in REGISTRY.items()))
+    p.add_argument("--verbose", action="store_true",
+                   help="show Ray's status tables, the workers' output and TensorFlow's "
+                        "start-up lines (by default: one line per trial and a progress line)")
     g = p.add_argument_group("sweep")
     g.add_argument("--space", choices=("default", "study-axes", "report"), default="default",
                    help="default: conv models a short search can win in (spaces/default.py); "
                         "study-axes: every axis the study tried; report: replay the study's "
                         "table rows")
     g.add_argument("--search", choices=("optuna", "grid", "random"),
-                   help="default: grid for --space report, optuna (TPE) for --space full")
+                   help="default: grid for --space report, optuna (TPE) for the others")
     g.add_argument("--scheduler", choices=("asha", "fifo"),
-                   help="default: fifo for report (replay every row fully), asha for full")
+                   help="default: fifo for report (replay every row fully), asha for the others")
     g.add_argument("--num-samples", type=int,
                    help="trials to sample (full; default 20), or repeats of each row (report; 1)")
     g.add_argument("--max-epochs", type=int,

@@ -10,21 +10,28 @@ from typing import TYPE_CHECKING
 
 from search.checks import InputError, NameLock, check_address, check_output, unplaceable
 from search.data import DataOptions, load_task
-from search.single import guard_limits, guard_shape
+from search.single import default_patches, guard_limits, guard_shape
 from spaces import constants as C
 from spaces.config import ModelConfig
 
 if TYPE_CHECKING:
     from search.sweep import SweepSettings
 
+DRIVER_LOG = "driver-stderr.log"  # TensorFlow's native start-up lines from the driver
 
-def connect(address: str | None) -> str:
+
+def connect(address: str | None, verbose: bool = True) -> str:
     """Attach to the Ray cluster the flags ask for and say which one it is.
 
     A bare `ray.init()` would silently join any cluster running on this machine; the choice is
     made explicit here: --address, else RAY_ADDRESS, else the cluster this machine belongs to
     (`ray start` / `ray submit` record it), else a new local Ray.
+
+    Unless `verbose`, the workers' output (TensorFlow's start-up lines, Ray's checkpoint
+    messages) stays in Ray's session log files and Ray's driver logs only warnings.
     """
+    import logging
+
     import ray
     from ray._private.utils import read_ray_address
 
@@ -37,16 +44,39 @@ def connect(address: str | None) -> str:
             address, how = "local", "no cluster found"
     else:
         how = "--address"
+    level = logging.INFO if verbose else logging.WARNING
     if address == "local":
-        ray.init(address="local", include_dashboard=False, log_to_driver=True)
-        print(f"Ray: started a local instance ({how}); resources {ray.cluster_resources()}")
+        ray.init(address="local", include_dashboard=False, log_to_driver=verbose,
+                 logging_level=level)
+        print(f"Ray: started a local instance ({how}); {_resources()}")
     else:
         try:
-            ray.init(address=address, log_to_driver=True)
+            ray.init(address=address, log_to_driver=verbose, logging_level=level)
         except ConnectionError as exc:  # `auto` with no cluster running, a cluster gone since
             raise InputError(f"{how} {address}: {str(exc).splitlines()[0]}") from None
-        print(f"Ray: joined the cluster at {address} ({how}); resources {ray.cluster_resources()}")
+        print(f"Ray: joined the cluster at {address} ({how}); {_resources()}")
+    if not verbose:
+        print(f"worker output (TensorFlow, Ray): {_logs_dir()}/worker-*.err and .out on each "
+              f"node; --verbose shows it here")
     return address
+
+
+def _resources() -> str:
+    import ray
+
+    have = ray.cluster_resources()
+    return (f"{have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs, "
+            f"{len(ray.nodes())} node(s)")
+
+
+def _logs_dir() -> str:
+    """Where this machine's Ray workers write their stdout and stderr."""
+    try:
+        from ray._private import worker
+
+        return str(Path(worker._global_node.get_session_dir_path()) / "logs")  # type: ignore
+    except Exception:  # noqa: BLE001 - a private API: fall back to Ray's default place
+        return "/tmp/ray/session_latest/logs"
 
 
 def settings_from(args: argparse.Namespace):
@@ -87,8 +117,12 @@ def settings_from(args: argparse.Namespace):
 
 def launch_sweep(args: argparse.Namespace) -> int:
     """Check the flags, the resume request, the output folder and the address, then run."""
+    from search.console import quiet_libraries
     from search.sweep import prepare
 
+    quiet_libraries(bool(getattr(args, "verbose", False)))
+    # Text on CPUs trains on patches unless told otherwise; said once Ray is up.
+    args.patches_note = default_patches(args, gpu=bool(args.gpus_per_trial))
     settings = prepare(settings_from(args), resume=args.resume)  # before Ray and the data
     check_output(settings.storage, settings.name)
     check_address(args.address)
@@ -119,12 +153,17 @@ def run_prepared(args: argparse.Namespace, settings: SweepSettings) -> int:
 
     import ray
 
+    from search.console import quiet_native_stderr
     from search.sweep import SweepError, run_sweep, with_data
 
+    verbose = bool(getattr(args, "verbose", False))
     with NameLock(settings.experiment_dir, settings.name):
         data = load_task(settings.task, settings.data)
         settings = with_data(settings, data)
-        address = connect(args.address)
+        address = connect(args.address, verbose=verbose)
+        patches = getattr(args, "patches_note", None)
+        if patches:
+            print(patches)
         try:
             if args.gpus_per_trial is None:
                 if ray.cluster_resources().get("GPU", 0) > 0:
@@ -145,13 +184,15 @@ def run_prepared(args: argparse.Namespace, settings: SweepSettings) -> int:
             print(f"a report every {settings.report_images:,} training examples "
                   f"({settings.reports_per_epoch} per epoch of {settings.epoch_size:,}): ASHA's "
                   f"unit; --report-images changes it")
-            results, finished = run_sweep(settings, data, resume=args.resume)
+            results, finished = run_sweep(settings, data, resume=args.resume, verbose=verbose)
             if not finished:
                 print(f"the sweep was interrupted before every trial ended; continue it with "
                       f"the same command and --resume (storage {settings.storage}, name "
                       f"{settings.name})")
-            export_best(results, data, settings.experiment_dir,
-                        refit=args.refit and finished, seed=args.seed)
+            # TensorFlow's start-up lines in this process go to a log file, not the terminal.
+            with quiet_native_stderr(settings.experiment_dir / DRIVER_LOG, verbose):
+                export_best(results, data, settings.experiment_dir,
+                            refit=args.refit and finished, seed=args.seed)
         finally:
             ray.shutdown()
     return 0

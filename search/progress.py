@@ -1,4 +1,5 @@
-"""What a running sweep shows and leaves behind after each trial: a line, statuses, leaderboard.
+"""What a running sweep shows and leaves behind: a line per ended trial, a progress line,
+statuses, the leaderboard.
 
 Ray writes trial results to a staging directory and syncs them to storage now and then, so the
 live leaderboard is built from Ray's in-memory trials (immediate and authoritative) with the same
@@ -8,15 +9,18 @@ live leaderboard is built from Ray's in-memory trials (immediate and authoritati
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from ray import tune
+from ray.tune import ProgressReporter
 
 from results.leaderboard import leaderboard, trials_frame, write_leaderboard
 from results.leaderboard import trial_record as record_from
 from results.render import atomic_write_text
+from search.console import Budget, Console, Progress
 from spaces import constants as C
 
 
@@ -28,13 +32,65 @@ def trial_record(trial: Any, meta: dict[str, Any], status: str) -> dict[str, Any
                        error=error, meta=meta)
 
 
-class SweepCallback(tune.Callback):
-    """Prints one line per finished trial (and the best so far); keeps the files current."""
+class SilentReporter(ProgressReporter):
+    """Ray's progress reporter that never prints: our callback prints instead.
 
-    def __init__(self, experiment_dir: str | Path, meta: dict[str, Any]) -> None:
+    Ray's newer console engine ignores reporters and always prints its experiment header, so
+    `quiet_ray_console` switches to the engine that honours them.
+    """
+
+    def should_report(self, trials: list, done: bool = False) -> bool:
+        return False
+
+    def report(self, trials: list, done: bool, *sys_info: Any) -> None:
+        return None
+
+
+def quiet_ray_console(verbose: bool) -> ProgressReporter | None:
+    """The progress reporter for `tune.RunConfig`: None (Ray's own) when `verbose`."""
+    if verbose:
+        return None
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # read by Tuner.fit in this (the driver) process
+    return SilentReporter()
+
+
+class SweepCallback(tune.Callback):
+    """Keeps the files current, prints one line per ended trial and a live progress line.
+
+    The console is built in `setup` (also after a restore: Ray pickles callbacks with the
+    experiment, and a stream does not pickle), from plain settings kept here.
+    """
+
+    def __init__(self, experiment_dir: str | Path, meta: dict[str, Any],
+                 budget: Budget | None = None) -> None:
         self.experiment_dir = Path(experiment_dir)
         self.meta = meta  # sweep.json's content: task, max_epochs, ...
+        self.budget = budget or Budget(trials=meta.get("num_samples"))
         self._printed: set[str] = set()
+        self._console: Console | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_console"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Also restores callbacks pickled before the console existed."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("budget", Budget(trials=self.meta.get("num_samples")))
+        self.__dict__["_console"] = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            progress = Progress(self.budget, scheduler=str(self.meta.get("scheduler", "")))
+            self._console = Console(progress)
+        return self._console
+
+    def setup(self, stop: Any = None, num_samples: int | None = None,
+              total_num_samples: int | None = None, **info: Any) -> None:
+        self._console = None  # a fresh clock and count for this run (also after a restore)
+        self._printed = set()
 
     def _update(self, trials: list[Any], ended: Any = None,
                 status: str | None = None) -> pd.DataFrame | None:
@@ -55,39 +111,45 @@ class SweepCallback(tune.Callback):
             write_leaderboard(board, self.experiment_dir / C.LEADERBOARD_FILE)
             return board
         except Exception as exc:  # noqa: BLE001 - keep the sweep alive, say what failed
-            print(f"warning: could not update {self.experiment_dir / C.LEADERBOARD_FILE}: "
-                  f"{type(exc).__name__}: {exc}", flush=True)
+            self.console.line(f"warning: could not update "
+                              f"{self.experiment_dir / C.LEADERBOARD_FILE}: "
+                              f"{type(exc).__name__}: {exc}")
             return None
 
-    def _announce(self, trials: list[Any], trial: Any, board: pd.DataFrame | None,
-                  how: str) -> None:
+    def _count_earlier(self, trials: list[Any]) -> None:
+        """Trials that ended before this run (a resumed sweep) count, silently, once."""
+        for t in trials:
+            if t.trial_id not in self._printed and t.status in C.ENDED:
+                self._printed.add(t.trial_id)
+                self.console.progress.finish(t.trial_id, t.last_result or {}, t.status)
+
+    def _announce(self, trials: list[Any], trial: Any, status: str) -> None:
+        self._count_earlier([t for t in trials if t is not trial])
         if trial.trial_id in self._printed:
             return
         self._printed.add(trial.trial_id)
-        done = sum(t.status in C.ENDED or t is trial for t in trials)
-        r = trial.last_result or {}
-        if how == "failed":
-            line = f"trial {trial.trial_id} failed after {r.get(C.EPOCH, 0)} epochs"
-        else:
-            line = (f"trial {trial.trial_id} {r.get(C.NOTATION, '?')}: "
-                    f"val_mse {r.get(C.VAL_MSE, float('nan')):.5f} "
-                    f"val_rmse {r.get(C.VAL_RMSE, float('nan')):.4f} "
-                    f"params {r.get(C.PARAMS, 0):,} epochs {r.get(C.EPOCH, 0)} "
-                    f"{r.get(C.SECONDS, 0.0):.1f}s")
-        best = (board.iloc[0] if board is not None and len(board)
-                and pd.notna(board.iloc[0][C.VAL_MSE]) else None)
-        best_text = (f" | best {best['notation']} val_mse {best[C.VAL_MSE]:.5f}"
-                     if best is not None else "")
-        print(f"[{done}/{len(trials)}] {line}{best_text}", flush=True)
+        line = self.console.progress.finish(trial.trial_id, trial.last_result or {}, status)
+        self.console.line(line)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update(trials)
 
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        self.console.progress.report(trial.trial_id, result)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self.console.progress.running = sum(t.status == C.Status.RUNNING for t in trials)
+        self.console.refresh()
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._announce(trials, trial, self._update(trials, trial, C.Status.TERMINATED), "done")
+        self._update(trials, trial, C.Status.TERMINATED)
+        self._announce(trials, trial, C.Status.TERMINATED)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._announce(trials, trial, self._update(trials, trial, C.Status.ERROR), "failed")
+        self._update(trials, trial, C.Status.ERROR)
+        self._announce(trials, trial, C.Status.ERROR)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._update(trials)
+        self.console.close()

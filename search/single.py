@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from search.data import DataOptions, load_task
 from spaces import constants as C
 from spaces import report, task_bounds
 from spaces.config import ConfigError, ModelConfig
-from spaces.guard import check
+from spaces.guard import EVAL_PAGES, check
 from spaces.notation import parse_row
 
 
@@ -44,8 +45,9 @@ def resolve_config(args: argparse.Namespace) -> ModelConfig:
         except (ValueError, OSError) as exc:  # ConfigError is a ValueError; unreadable files
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise ConfigError(f"--config {path}: {reason}") from None
-    else:
-        config = parse_row(text, args.pool, args.dropout, args.batchnorm, task=args.task)
+    else:  # the study's notation: its batch size and epochs for the task unless flags say
+        config = parse_row(text, args.pool, args.dropout, args.batchnorm, task=args.task,
+                           **report.training_defaults(args.task))
     overrides = {
         "loss": args.loss, "optimizer": args.optimizer, "lr": args.lr,
         "batch_size": args.batch_size,
@@ -68,37 +70,119 @@ def guard_shape(args: argparse.Namespace) -> tuple[int, int]:
     return int(height), int(width)
 
 
+DEFAULT_TEXT_PATCH = 96  # text on CPU trains on patches of this size unless --patch-size
+
+
+def _gpu_present() -> bool:
+    """An NVIDIA GPU on this machine (checked without importing TensorFlow)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
+
+
+def default_patches(args: argparse.Namespace, gpu: bool) -> str | None:
+    """Text without --patch-size and without a GPU trains on patches: sets args.patch_size
+    and returns the sentence that says so (None where nothing changed)."""
+    if args.task != "text" or args.patch_size is not None or gpu:
+        return None
+    args.patch_size = DEFAULT_TEXT_PATCH
+    where = ("no GPU on this machine" if args.config
+             else "no --gpus-per-trial, so trials run on CPUs")
+    return (f"text, {where}: training on {DEFAULT_TEXT_PATCH}x{DEFAULT_TEXT_PATCH} patches "
+            f"({args.patches_per_page} per page; validation on whole pages); --patch-size "
+            f"sets another size" + ("" if args.config else
+                                    ", --gpus-per-trial trains whole pages on GPUs"))
+
+
+def guard_fit(args: argparse.Namespace) -> dict:
+    """How `check` sizes a single run: training at the patch size, validation of whole pages
+    a few at a time; a refusal names --batch-size, --patch-size (text) and the limits."""
+    fit: dict = {"fixes": ("batch", "patch", "limit") if args.task == "text"
+                 else ("batch", "limit")}
+    if args.task == "text":
+        fit["eval_batch"] = EVAL_PAGES
+        if args.patch_size:
+            fit["train_shape"] = (args.patch_size, args.patch_size)
+    return fit
+
+
+def study_figure(config: ModelConfig) -> tuple[report.StudyRow | None, str]:
+    """The study row `config` replays (same architecture) and a line with its figure."""
+    row = report.match(config)
+    if row is None:
+        return None, ""
+    what = "validation MSE" if row.loss == "mse" else f"validation {row.loss} (not an MSE)"
+    differs = [f"{name} {theirs}" for name, ours, theirs in (
+        ("loss", config.loss, row.loss), ("batch", config.batch_size, row.batch_size),
+        ("epochs", config.epochs, row.epochs)) if ours != theirs]
+    note = f"; the study trained with {', '.join(differs)}" if differs else ""
+    return row, (f"study row {row.id}: train/validation {row.train:g}/{row.val:g}, its "
+                 f"{what} after {row.epochs} epochs{note}")
+
+
+def free_best_dir(run_dir: Path) -> Path:
+    """best/ in `run_dir`, or best-2/, best-3/, ... where an earlier run left one."""
+    target = run_dir / C.BEST_DIR
+    n = 2
+    while target.exists():
+        target = run_dir / f"{C.BEST_DIR}-{n}"
+        n += 1
+    return target
+
+
 def run_single(args: argparse.Namespace) -> int:
     """Check everything that can be checked (config, guard, output folder), then train."""
+    from search.console import quiet_libraries
+
+    verbose = bool(getattr(args, "verbose", False))
+    quiet_libraries(verbose)
+    patches = default_patches(args, _gpu_present())
     config = resolve_config(args)
     shape = guard_shape(args)
     check_config(config, shape, args.patch_size, varying=args.task == "text" and not args.resize)
-    check(config, shape, **guard_limits(args))
+    check(config, shape, **guard_limits(args), **guard_fit(args))
     name = args.name or f"{args.task}-single"
-    best = check_single_target(args.storage, name)  # before an epoch is spent
-    with NameLock(best.parent, name):
-        return train_single(args, config, best)
+    run_dir = check_single_target(args.storage, name).parent  # before an epoch is spent
+    with NameLock(run_dir, name):
+        best = free_best_dir(run_dir)
+        if patches:
+            print(patches)
+        return train_single(args, config, best, verbose=verbose)
 
 
-def train_single(args: argparse.Namespace, config: ModelConfig, best: Path) -> int:
-    """Load the data, train `config`, print each epoch and export it to `best`."""
+def train_single(args: argparse.Namespace, config: ModelConfig, best: Path, *,
+                 verbose: bool = False) -> int:
+    """Load the data, train `config`, print each report and export it to `best`."""
+    from search.console import quiet_native_stderr
     from search.export import write_best
     from search.trial import Trial, configure_backend
 
-    configure_backend(args.cpus_per_trial)
+    run_dir = best.parent
+    with quiet_native_stderr(run_dir / "stderr.log", verbose):  # TensorFlow's start-up lines
+        configure_backend(args.cpus_per_trial)
     data = load_task(args.task, DataOptions.from_args(args))
     trial = Trial(config, data, seed=args.seed)
     print(f"{trial.notation}  ({config.family}, loss {config.loss}, lr {config.lr:g}, "
           f"batch {config.batch_size}, {config.epochs} epochs)")
-    print(f"parameters: {trial.params:,}   training examples: {data.n_train}")
+    print(f"parameters: {trial.params:,}   training examples: {data.n_train:,}")
+    row, line = study_figure(config)
+    if line:
+        print(line)
     metrics: dict = {}
     for metrics in trial.reports():
         print(f"epoch {metrics[C.EPOCH]:>3g}/{config.epochs}  "
               f"train_loss {metrics[C.TRAIN_LOSS]:.5f}  val_loss {metrics[C.VAL_LOSS]:.5f}  "
               f"train_mse {metrics[C.TRAIN_MSE]:.5f}  val_mse {metrics[C.VAL_MSE]:.5f}  "
               f"val_rmse {metrics[C.VAL_RMSE]:.5f}  {metrics[C.EPOCH_SECONDS]:.1f}s", flush=True)
+    if row is not None and metrics:
+        print(f"ours: val_mse {metrics[C.VAL_MSE]:.5f} after {metrics[C.EPOCH]:g} epochs; "
+              f"the study's {row.id}: {row.val:g}")
+    if metrics.get(C.VERDICT):
+        print(f"{metrics[C.VERDICT]}: {metrics.get(C.REASON, '')}")
     with tempfile.TemporaryDirectory() as checkpoint:
         trial.save(checkpoint, metrics)
         write_best(Path(checkpoint), trial.model, data, metrics, best)
-    print(f"model saved: {best / C.MODEL_FILE}")
+    kept = "" if best.name == C.BEST_DIR else f" ({run_dir / C.BEST_DIR} from an earlier run kept)"
+    print(f"model saved: {best / C.MODEL_FILE}{kept}")
     return 0

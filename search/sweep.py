@@ -25,9 +25,10 @@ from ray.tune.search import Searcher
 import spaces
 from results.render import atomic_write_text
 from results.sweepdir import read_status
+from search.console import Budget
 from search.data import DataOptions, TaskData
 from search.fidelity import BudgetStopper, FidelityOptunaSearch, WarmStartASHA
-from search.progress import SweepCallback
+from search.progress import SweepCallback, quiet_ray_console
 from search.settings import TrialSettings
 from search.trainable import train_autoencoder
 from spaces import constants as C
@@ -336,6 +337,28 @@ def _budget_stopper(settings: SweepSettings) -> BudgetStopper | None:
                          settings.experiment_dir / "budget.json")
 
 
+def console_budget(settings: SweepSettings) -> Budget:
+    """What the progress line counts toward: the trial total, or the time or epoch budget."""
+    images = (int(settings.budget_epochs * settings.epoch_size)
+              if settings.budget_epochs and settings.epoch_size else None)
+    return Budget(trials=_expected_trials(settings) if settings.num_samples > 0 else None,
+                  time_s=settings.time_budget_s, images=images, epoch_size=settings.epoch_size,
+                  max_epochs=settings.max_epochs)
+
+
+def _quiet_restored(tuner: tune.Tuner, settings: SweepSettings, verbose: bool) -> None:
+    """A restored sweep brings back its saved run config: give it this run's console."""
+    run_config = getattr(getattr(tuner, "_local_tuner", None), "get_run_config", None)
+    if run_config is None:
+        return
+    config = run_config()
+    config.verbose = 1 if verbose else 0
+    config.progress_reporter = quiet_ray_console(verbose)
+    for callback in config.callbacks or ():
+        if isinstance(callback, SweepCallback):
+            callback.budget = console_budget(settings)
+
+
 def prepare(settings: SweepSettings, *, resume: bool = False) -> SweepSettings:
     """Check flags and the resume request; fill in the epoch budget. Needs no Ray, no data,
     so a sweep that cannot run is refused before either is started or loaded."""
@@ -345,9 +368,12 @@ def prepare(settings: SweepSettings, *, resume: bool = False) -> SweepSettings:
     return settings
 
 
-def run_sweep(settings: SweepSettings, data: TaskData, *,
-              resume: bool = False) -> tuple[tune.ResultGrid, bool]:
+def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
+              verbose: bool = False) -> tuple[tune.ResultGrid, bool]:
     """Run (or resume) a sweep on the Ray cluster `ray.init` attached to.
+
+    The console shows one line per ended trial and a progress line (`search/console.py`);
+    `verbose` brings back Ray's status tables.
 
     Returns Ray's results and whether every trial ended (False after an interruption: the
     sweep can then be resumed).
@@ -364,6 +390,7 @@ def run_sweep(settings: SweepSettings, data: TaskData, *,
         # The saved run config (our callback included) comes back with the experiment.
         tuner = tune.Tuner.restore(f"{settings.storage_path}/{settings.name}", trainable,
                                    resume_unfinished=True, resume_errored=True)
+        _quiet_restored(tuner, settings, verbose)
     else:
         search_alg, param_space = SEARCHERS[settings.search](settings)
         tuner = tune.Tuner(
@@ -385,7 +412,8 @@ def run_sweep(settings: SweepSettings, data: TaskData, *,
             run_config=tune.RunConfig(
                 name=settings.name,
                 storage_path=settings.storage_path,
-                callbacks=[SweepCallback(settings.experiment_dir, meta)],
+                callbacks=[SweepCallback(settings.experiment_dir, meta,
+                                         console_budget(settings))],
                 stop=_budget_stopper(settings),
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                 checkpoint_config=tune.CheckpointConfig(
@@ -393,7 +421,8 @@ def run_sweep(settings: SweepSettings, data: TaskData, *,
                     checkpoint_score_attribute=C.TRAINING_ITERATION,
                     checkpoint_score_order="max",
                 ),
-                verbose=1,
+                verbose=1 if verbose else 0,  # 0: no status tables, no per-trial boxes
+                progress_reporter=quiet_ray_console(verbose),
             ),
         )
     _write_sweep_file(meta, settings)  # only now: a sweep that could not start leaves no trace

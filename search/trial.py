@@ -19,6 +19,7 @@ import numpy as np
 from search.data import TaskData
 from spaces import constants as C
 from spaces.config import ModelConfig
+from spaces.guard import EVAL_PAGES
 from spaces.notation import describe
 
 _EPS = 1e-7  # Keras' epsilon for binary cross-entropy
@@ -190,7 +191,8 @@ class Trial:
         self.report_images = min(report_images or self.epoch_size, self.epoch_size)
         if self.report_images < 1:
             raise ValueError(f"report_images must be >= 1, got {report_images}")
-        self.eval_batch_size = eval_batch_size or (config.batch_size if data.val_names == () else 4)
+        self.eval_batch_size = eval_batch_size or (
+            config.batch_size if data.val_names == () else EVAL_PAGES)
         if model is None:
             keras.utils.set_random_seed(seed)
             model = build_model(config, data.input_shape)

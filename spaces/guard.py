@@ -12,11 +12,16 @@ the full space calls it on every draw.
   Concatenate (skip connections), the final Conv2D(1); for dense models Flatten, each Dense,
   BatchNormalization, Dropout and the Reshape. A forward pass keeps these for the backward
   pass, so they bound training memory from below.
+
+`check` can size training and validation apart: a training batch at the patch size, and
+validation's few whole images at a time (`search/trial.py` validates pages `EVAL_PAGES` at a
+time, whatever the training batch); the larger must fit.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -25,6 +30,7 @@ from spaces.errors import UserError
 from spaces.notation import describe
 
 FLOAT_BYTES = 4
+EVAL_PAGES = 4  # whole pages validated at a time (search/trial.py), whatever the batch
 MB = 2**20
 _BATCHNORM_WEIGHTS = 4  # gamma, beta, moving mean, moving variance (all counted by Keras)
 
@@ -113,24 +119,77 @@ def footprint(config: ModelConfig, input_shape: tuple[int, int]) -> Footprint:
     return Footprint(params=params, activation_bytes=values * config.batch_size * FLOAT_BYTES)
 
 
+def _largest_batch(config: ModelConfig, shape: tuple[int, int], limit_bytes: float) -> int:
+    per_image = footprint(config.replace(batch_size=1), shape).activation_bytes
+    return int(limit_bytes // per_image) if per_image else 0
+
+
+def _largest_patch(config: ModelConfig, shape: tuple[int, int], limit_bytes: float) -> int:
+    """The largest square patch (a multiple of 8 and of the pooling's 2^k) a batch fits in."""
+    step = max(8, 2**config.pool)
+    size = min(shape) // step * step
+    while size >= step:
+        if footprint(config, (size, size)).activation_bytes <= limit_bytes:
+            return size
+        size -= step
+    return 0
+
+
 def _violations(
-    config: ModelConfig, size: Footprint, input_shape: tuple[int, int], max_params: int,
-    max_activation_mb: float,
-) -> list[str]:
+    config: ModelConfig, input_shape: tuple[int, int], max_params: int,
+    max_activation_mb: float, train_shape: tuple[int, int] | None = None,
+    eval_batch: int | None = None, fixes: Collection[str] = ("limit",),
+) -> tuple[Footprint, list[str]]:
+    """The footprint the limits apply to and what exceeds them.
+
+    Training keeps a batch of `config.batch_size` at `train_shape` (patches; default the
+    input shape); validation predicts `eval_batch` whole images of `input_shape` at a time
+    where it is given. The larger of the two is what must fit. `fixes` names the flags the
+    caller accepts ("batch": --batch-size, "patch": --patch-size, "limit": the limits).
+    """
+    train = footprint(config, train_shape or input_shape)
+    size = train
+    evaluation = None
+    if eval_batch is not None:
+        evaluation = footprint(config.replace(batch_size=eval_batch), input_shape)
+        size = Footprint(train.params, max(train.activation_bytes, evaluation.activation_bytes))
     over = []
     if size.params > max_params:
         over.append(
             f"{size.params:,} parameters exceed the limit of {max_params:,} "
             f"(raise it with --max-params)"
         )
-    if size.activation_mb > max_activation_mb:
-        height, width = input_shape
-        over.append(
-            f"{math.ceil(size.activation_mb):,} MB of layer outputs for a batch of "
-            f"{config.batch_size} at {height}x{width} exceed the limit of "
-            f"{max_activation_mb:,g} MB (raise it with --max-activation-mb)"
-        )
-    return over
+    limit = max_activation_mb * MB
+    if size.activation_bytes > limit:
+        need = f"{math.ceil(size.activation_mb):,}"
+        if evaluation is not None and evaluation.activation_bytes > limit:
+            height, width = input_shape
+            over.append(
+                f"{need} MB of layer outputs to validate {eval_batch} whole image(s) of "
+                f"{height}x{width} at a time exceed the limit of {max_activation_mb:,g} MB "
+                f"(raise it with --max-activation-mb)"
+            )
+        else:
+            height, width = train_shape or input_shape
+            text = (f"{math.ceil(train.activation_mb):,} MB of layer outputs for a batch of "
+                    f"{config.batch_size} at {height}x{width} exceed the limit of "
+                    f"{max_activation_mb:,g} MB")
+            ways = []
+            batch = _largest_batch(config, train_shape or input_shape, limit)
+            if "batch" in fixes and 1 <= batch < config.batch_size:
+                ways.append(f"--batch-size {batch}")
+            conv = config.family == "conv"  # a dense model is tied to one image size
+            patch = _largest_patch(config, input_shape, limit) if conv else 0
+            if "patch" in fixes and patch and (train_shape is None or patch < min(train_shape)):
+                ways.append(f"--patch-size {patch} (train on patches; validation stays on "
+                            f"whole images)")
+            if ways:
+                ways.append(f"--max-activation-mb {need}")
+                text += f"; it fits with {', or '.join(ways)}"
+            else:
+                text += " (raise it with --max-activation-mb)"
+            over.append(text)
+    return size, over
 
 
 def fits(
@@ -141,8 +200,7 @@ def fits(
     max_activation_mb: float,
 ) -> bool:
     """Whether `config` is within both limits (what `check` would accept)."""
-    size = footprint(config, input_shape)
-    return not _violations(config, size, input_shape, max_params, max_activation_mb)
+    return not _violations(config, input_shape, max_params, max_activation_mb)[1]
 
 
 def check(
@@ -151,10 +209,14 @@ def check(
     *,
     max_params: int,
     max_activation_mb: float,
+    train_shape: tuple[int, int] | None = None,
+    eval_batch: int | None = None,
+    fixes: Collection[str] = ("limit",),
 ) -> Footprint:
-    """The footprint of `config`, or ResourceLimitError naming the flag that would allow it."""
-    size = footprint(config, input_shape)
-    over = _violations(config, size, input_shape, max_params, max_activation_mb)
+    """The footprint of `config`, or ResourceLimitError naming each flag that would allow it
+    (among `fixes`; see `_violations` for `train_shape` and `eval_batch`)."""
+    size, over = _violations(config, input_shape, max_params, max_activation_mb,
+                             train_shape, eval_batch, fixes)
     if over:
         raise ResourceLimitError(f"model {describe(config)} is too big: {'; '.join(over)}")
     return size

@@ -121,6 +121,18 @@ def row(row_id: str) -> StudyRow:
     raise KeyError(f"no study row {row_id!r}; valid ids: {valid}")
 
 
+def training_defaults(task: str) -> dict[str, int]:
+    """The batch size and epochs the study trained most of `task`'s rows with (text: 16 and
+    25; MNIST: 128 and 50): the defaults of a config given in the study's notation."""
+    rows = study_rows(task)
+
+    def common(values: list[int]) -> int:
+        return max(sorted(set(values)), key=values.count)
+
+    return {"batch_size": common([r.batch_size for r in rows]),
+            "epochs": common([r.epochs for r in rows])}
+
+
 def architecture(config: ModelConfig) -> tuple[Any, ...]:
     """What makes two configs the same model, whatever they train with.
 

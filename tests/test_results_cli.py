@@ -63,7 +63,10 @@ def test_cli_on_a_running_partly_failed_sweep(tmp_path: Path) -> None:
         assert (tables / f"{stem}.csv").is_file()
     assert "at least" in (tables / "importance.md").read_text()
     conv = pd.read_csv(tables / "comparison-conv.csv")
-    assert conv["Trial"].tolist() == board.loc[board["family"] == "conv", C.TRIAL_ID].tolist()
+    ours = conv[conv["Source"] == "ours"]
+    assert ours["Trial"].tolist() == board.loc[board["family"] == "conv", C.TRIAL_ID].tolist()
+    assert (conv["Source"] == "study").sum() == 20  # the study's conv text rows, same table
+    assert conv["Model"].str.endswith("**").sum() == 1
     for name in ("curves", "progress", "pareto", "reconstructions"):
         assert_png(sweep / C.PLOTS_DIR / f"{name}.png")
     leftovers = [p for p in sweep.rglob("*.tmp")]

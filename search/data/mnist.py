@@ -93,7 +93,7 @@ def _from_keras() -> tuple[np.ndarray, np.ndarray]:
     except Exception as exc:  # network errors come in many types
         raise DataError(
             f"no {MNIST_FILE} found locally and downloading MNIST failed ({exc}); "
-            f"pass a data dir holding {MNIST_FILE} or set $SEARCH_DATA_DIR"
+            f"pass --data-dir DIR with {MNIST_FILE} in DIR, or set $SEARCH_DATA_DIR"
         ) from exc
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     return _checked(arrays, "keras.datasets.mnist")
@@ -105,7 +105,8 @@ def _raw(options: DataOptions) -> tuple[np.ndarray, np.ndarray]:
     if options.data_dir is not None:
         path = Path(options.data_dir) / MNIST_FILE
         if not path.is_file():
-            raise DataError(f"data dir {options.data_dir} has no {MNIST_FILE} (looked for {path})")
+            raise DataError(f"--data-dir {options.data_dir} has no {MNIST_FILE} (looked for "
+                            f"{path}); point --data-dir at the folder that holds it")
         return _from_npz(path)
     resolved = resolve_data_dir(None)
     if resolved is not None and (resolved / MNIST_FILE).is_file():

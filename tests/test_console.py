@@ -1,0 +1,83 @@
+"""The console's lines, without a sweep: trial lines, the progress line and its estimate."""
+
+from __future__ import annotations
+
+import io
+
+from search.console import Budget, Console, Progress, duration
+from spaces import constants as C
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def result(val: float, epoch: float = 2.0, **extra) -> dict:
+    return {C.VAL_MSE: val, C.EPOCH: epoch, C.NOTATION: "4L,32F(3X3)", C.PARAMS: 12345,
+            C.SECONDS: 3.25, C.IMAGES: int(epoch * 100), **extra}
+
+
+def test_trial_lines_say_how_each_trial_ended():
+    progress = Progress(Budget(trials=4, max_epochs=2), clock=Clock())
+    assert progress.finish("a1", result(0.02), C.Status.TERMINATED) == (
+        "[1/4] trial a1  4L,32F(3X3)  finished 2 epoch(s)  val_mse 0.02000  params 12,345  3.2s")
+    assert "stopped early by ASHA at epoch 0.5" in progress.finish(
+        "a2", result(0.03, 0.5), C.Status.TERMINATED)
+    collapsed = progress.finish("a3", result(0.001, 1, verdict=C.Status.COLLAPSED,
+                                             reason="constant output"), C.Status.TERMINATED)
+    assert collapsed.startswith("[3/4]") and "COLLAPSED at epoch 1: constant output" in collapsed
+    assert "ERROR after 1 epochs" in progress.finish("a4", {C.EPOCH: 1}, C.Status.ERROR)
+    # the best is the best finished, healthy result: not the collapsed trial's lower figure
+    assert progress.best == (0.02, "4L,32F(3X3)", "a1")
+
+
+def test_progress_line_counts_to_a_fixed_total_and_estimates_what_is_left():
+    clock = Clock()
+    progress = Progress(Budget(trials=4, max_epochs=2), clock=clock)
+    assert progress.line() == "progress: 0/4 trials | best: none finished yet | 0s elapsed"
+    clock.now += 60
+    progress.finish("a", result(0.02), C.Status.TERMINATED)
+    progress.report("b", result(0.5, 1.0))  # a running trial's report is never the best
+    progress.running = 1
+    assert progress.line() == ("progress: 1/4 trials | 1 running | best 0.02000 (4L,32F(3X3)) | "
+                               "1m00s elapsed, ~1m40s left")
+
+
+def test_budgets_replace_the_trial_total():
+    clock = Clock()
+    progress = Progress(Budget(time_s=600, images=1000, epoch_size=100), clock=clock)
+    clock.now += 150
+    progress.report("a", result(0.1, 2.5))
+    line = progress.line()
+    assert line.startswith("progress: 0 trials | time 2m30s of 10m00s | budget 2.5 of 10 epochs")
+    assert "~7m30s left" in line
+    assert progress.finish("a", result(0.1, 2.5), C.Status.TERMINATED).startswith("[1] trial a")
+
+
+def test_console_rewrites_in_place_on_a_terminal_and_throttles_elsewhere():
+    clock = Clock()
+    tty = io.StringIO()
+    console = Console(Progress(Budget(trials=2), clock=clock), stream=tty, tty=True)
+    console.refresh()
+    console.line("[1/2] trial a")
+    console.close()
+    assert tty.getvalue().count("\r") == 4 and tty.getvalue().endswith("\n")
+    assert "\n[1/2] trial a\n" in tty.getvalue().replace("\r\x1b[2K", "\n")
+
+    plain = io.StringIO()
+    console = Console(Progress(Budget(trials=2), clock=clock), stream=plain, tty=False)
+    for _ in range(5):
+        console.refresh()
+        clock.now += 10
+    console.close()
+    lines = plain.getvalue().splitlines()
+    assert "\r" not in plain.getvalue()
+    assert [line[:9] for line in lines] == ["progress:"] * 3  # at 0 s, at 30 s, and the last
+
+
+def test_duration():
+    assert [duration(s) for s in (0, 59.4, 61, 3600 + 125)] == ["0s", "59s", "1m01s", "1h02m"]
