@@ -228,7 +228,7 @@ def test_a_best_folder_with_foreign_files_is_refused_before_training(config, tmp
 @pytest.mark.parametrize("config", [True, False], ids=["single", "sweep"])
 def test_two_drivers_on_one_name_are_refused(config, tmp_path, capsys, monkeypatch):
     ran = []
-    monkeypatch.setattr(search.single, "train_single", lambda *a: ran.append(a) or 0)
+    monkeypatch.setattr(search.single, "train_single", lambda *a, **k: ran.append(a) or 0)
     folder = tmp_path / "busy"
     argv = (SINGLE if config else ["--task", "mnist"]) + ["--storage", str(tmp_path),
                                                          "--name", "busy"]
@@ -424,7 +424,7 @@ def test_any_flag_values_give_a_runnable_plan_or_one_line_exit_2(task, config, f
 
     plans: list = []
     patch = pytest.MonkeyPatch()
-    patch.setattr(search.single, "train_single", lambda args, cfg, best: plans.append(
+    patch.setattr(search.single, "train_single", lambda args, cfg, best, **k: plans.append(
         ("single", args, cfg, best)) or 0)
     patch.setattr(search.launch, "run_prepared", lambda args, s: plans.append(
         ("sweep", args, s, None)) or 0)
