@@ -82,7 +82,7 @@ def launch_sweep(args: argparse.Namespace) -> int:
 
     import ray
 
-    from search.sweep import SweepError, prepare, run_sweep, with_data
+    from search.sweep import SweepError, prepare, run_sweep, was_interrupted, with_data
 
     settings = prepare(settings_from(args), resume=args.resume)  # before Ray and the data
     if args.refit and args.task != "text":
@@ -107,13 +107,20 @@ def launch_sweep(args: argparse.Namespace) -> int:
               f"unit; --report-images changes it")
         results, finished = run_sweep(settings, data, resume=args.resume)
         if not finished:
-            print(f"the sweep was interrupted before every trial ended; continue it with the "
-                  f"same command and --resume (storage {settings.storage}, name {settings.name})")
-        export_best(results, data, settings.experiment_dir, refit=args.refit and finished,
-                    seed=args.seed)
+            # The one way to continue (Ray's own `Tuner.restore(...)` hint is filtered out).
+            # best/ is left alone: an interrupted trial's checkpoint is not a finished model.
+            how = "was interrupted" if was_interrupted() else "ended before every trial did"
+            print(f"the sweep {how}; its finished trials are kept. Continue it with the same "
+                  f"command and --resume (storage {settings.storage}, name {settings.name})",
+                  flush=True)
+            return INTERRUPTED_EXIT if was_interrupted() else 1
+        export_best(results, data, settings.experiment_dir, refit=args.refit, seed=args.seed)
     finally:
         ray.shutdown()
     return 0
+
+
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for a program Ctrl-C ended
 
 
 def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
