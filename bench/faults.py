@@ -142,9 +142,10 @@ def result_rows(sweep: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def finished_trials(sweep: Path) -> set[str]:
-    """Trials whose result.json reached the full budget (what a resume must never retrain)."""
+    """Trials whose result.json ended them: the full budget reached, or a verdict (collapsed,
+    diverged, ...). What a resume must never train again."""
     return {t for t, rows in result_rows(sweep).items()
-            if rows and rows[-1].get(C.EPOCH, 0) >= EPOCHS}
+            if rows and (rows[-1].get(C.EPOCH, 0) >= EPOCHS or rows[-1].get(C.VERDICT))}
 
 
 def retrained(sweep: Path, finished: set[str]) -> set[str]:
@@ -314,8 +315,9 @@ def kills(root: Path, data_dir: Path) -> list[Row]:
     for name in ("SIGKILL while trials start", "Ctrl-C mid-epoch",
                  "SIGKILL while writing leaderboard"):
         rows[name].lost, rows[name].rerun = lost, rerun  # one sweep: shared by its kills
-    final.check(len(board) == 4 and (board["status"] == C.Status.TERMINATED).all()
-                and (board["epochs"] == EPOCHS).all(),
+    ended = board["status"].isin(C.UNHEALTHY) | (
+        (board["status"] == C.Status.TERMINATED) & (board["epochs"] == EPOCHS))
+    final.check(len(board) == 4 and ended.all(),
                 f"final leaderboard: {board[[C.TRIAL_ID, 'status', 'epochs']].to_dict('records')}")
     return list(rows.values())
 
@@ -414,7 +416,8 @@ def node_death(root: Path, data_dir: Path) -> list[Row]:
         row.check(bool(after_death), "the trial did not move to the live node")
         row.check(not after_death or after_death[0][C.IMAGES] > 300,
                   "the moved trial started over instead of from its checkpoint")
-        row.check((board["status"] == C.Status.TERMINATED).all(), "not every trial finished")
+        row.check(board["status"].isin({C.Status.TERMINATED, *C.UNHEALTHY}).all(),
+                  f"not every trial finished: {list(board['status'])}")
     finally:
         cluster.shutdown()
         if saved is not None:
