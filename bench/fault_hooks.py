@@ -8,7 +8,8 @@ by the JSON in `$AESEARCH_FAULTS`:
   worker that trains trial number 00001, the training step of its report 1 (0-based) and every
   later one raises RuntimeError; 00002 raises TensorFlow's ResourceExhaustedError (out of
   memory); 00003 has its weights set to NaN before report 0, so that real training diverges.
-  Installed in every worker through Ray's `worker_process_setup_hook`.
+  `{"trials": {"*": ["sleep", 3, 2.0]}}`: every trial sleeps 2 s before each training step
+  from its report 3 on. Installed in every worker through Ray's `worker_process_setup_hook`.
 - `{"kill_on_board_write": 3}`: the driver SIGKILLs itself during its 3rd rewrite of
   leaderboard.csv, after writing half of the temp file and before the rename.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from typing import Any
 
 ENV = "AESEARCH_FAULTS"
@@ -41,8 +43,10 @@ def install_worker() -> None:
 
     def train_slice(self: Any, epoch: int, start: int, stop: int) -> Any:
         trial_id = tune.get_context().get_trial_id() or ""
-        kind, at = trials.get(trial_id.rsplit("_", 1)[-1], (None, 0))
+        kind, at, *more = trials.get(trial_id.rsplit("_", 1)[-1], trials.get("*", (None, 0)))
         if kind and self.images // self.report_images >= at:
+            if kind == "sleep":  # a slow trial: a window for a fault from outside
+                time.sleep(float(more[0]) if more else 1.0)
             if kind == "raise":
                 raise RuntimeError(f"injected fault in trial {trial_id}")
             if kind == "oom":
@@ -68,6 +72,8 @@ def install_driver() -> None:
         def init_with_hook(*args: Any, **kwargs: Any) -> Any:
             runtime_env = dict(kwargs.pop("runtime_env", None) or {})
             runtime_env["worker_process_setup_hook"] = "fault_hooks.install_worker"
+            # A cluster's workers inherit their node's environment, not the driver's.
+            runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), ENV: os.environ[ENV]}
             return init(*args, runtime_env=runtime_env, **kwargs)
 
         ray.init = init_with_hook
