@@ -96,6 +96,15 @@ def _epoch_of(row: dict[str, Any]) -> float | None:
     return None
 
 
+def _reported_epochs(rows: list[dict[str, Any]]) -> float:
+    """Epochs at the last report (0 for a trial refused before training), else the count of
+    reports; 0 with none."""
+    if not rows:
+        return 0
+    epoch = _epoch_of(rows[-1])
+    return len(rows) if epoch is None else epoch
+
+
 def _infer_status(
     rows: list[dict[str, Any]], target_epochs: int, error: str | None, finished: bool
 ) -> str:
@@ -130,7 +139,7 @@ def trial_record(
                                                      bool(meta.get("finished"))),
         C.REASON: last.get(C.REASON) or (error and error.strip().splitlines()[-1][:200]),
         **_config_columns(config),
-        "epochs": (_epoch_of(last) or len(rows)) if rows else 0,
+        "epochs": _reported_epochs(rows),
         C.IMAGES: last.get(C.IMAGES),
         "target_epochs": target,
         **{m: last.get(m) for m in (C.PARAMS, *C.METRICS)},

@@ -46,8 +46,9 @@ from spaces import constants as C
 from spaces.report import study_rows
 
 MERGED_LEADERBOARD_FILE = "leaderboard-merged.csv"
-STATUS_ORDER = (C.Status.TERMINATED, C.Status.STOPPED, C.Status.RUNNING, C.Status.PENDING,
-                C.Status.PAUSED, C.Status.ERROR)
+STATUS_ORDER = (C.Status.TERMINATED, C.Status.STOPPED, C.Status.INTERRUPTED, C.Status.RUNNING,
+                C.Status.PENDING, C.Status.PAUSED, C.Status.ERROR, C.Status.REFUSED,
+                C.Status.OUT_OF_MEMORY)
 MAX_ERRORS_SHOWN = 3
 
 
@@ -73,8 +74,12 @@ def _sweep_lines(sweep_dir: Path, trials: pd.DataFrame, task: str | None) -> lis
     lines = [f"{sweep_dir} (task {task or 'unknown'}): {len(trials)} trial(s): "
              f"{_status_counts(trials) or 'none yet'}"]
     active = int(trials["status"].isin(C.ACTIVE).sum())
-    finished = read_sweep_meta(sweep_dir).get("finished")
-    if active:
+    meta = read_sweep_meta(sweep_dir)
+    finished = meta.get("finished")
+    if meta.get("interrupted") and finished is False:
+        lines.append(f"  The sweep was interrupted ({active} trial(s) interrupted or pending): "
+                     f"these results are partial; `--resume` continues it.")
+    elif active:
         lines.append(f"  The sweep is still running ({active} trial(s) running, pending or "
                      f"paused): these results are partial.")
     elif finished is False:
@@ -82,9 +87,11 @@ def _sweep_lines(sweep_dir: Path, trials: pd.DataFrame, task: str | None) -> lis
                      f"are partial.")
     failed = trials[trials["status"].isin(C.FAILED)]
     if len(failed):
-        lines.append(f"  {len(failed)} trial(s) failed (ERROR):")
+        kinds = ", ".join(sorted(set(failed["status"])))
+        lines.append(f"  {len(failed)} trial(s) failed ({kinds}):")
         for _, row in failed.head(MAX_ERRORS_SHOWN).iterrows():
-            lines.append(f"    {row[C.TRIAL_ID]}: {row.get('error') or 'no error.txt'}")
+            why = row.get("error") or row.get(C.REASON) or "no error.txt"
+            lines.append(f"    {row[C.TRIAL_ID]}: {why}")
         if len(failed) > MAX_ERRORS_SHOWN:
             lines.append(f"    ... and {len(failed) - MAX_ERRORS_SHOWN} more")
     return lines

@@ -170,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a second Ctrl-C, which skips Ray's orderly stop
+        print("interrupted: continue the sweep with the same command and --resume",
+              file=sys.stderr)
+        return 130
     return 2
 
 

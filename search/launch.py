@@ -154,7 +154,7 @@ def run_prepared(args: argparse.Namespace, settings: SweepSettings) -> int:
     import ray
 
     from search.console import quiet_native_stderr
-    from search.sweep import SweepError, run_sweep, with_data
+    from search.sweep import SweepError, run_sweep, was_interrupted, with_data
 
     verbose = bool(getattr(args, "verbose", False))
     with NameLock(settings.experiment_dir, settings.name):
@@ -186,16 +186,24 @@ def run_prepared(args: argparse.Namespace, settings: SweepSettings) -> int:
                   f"unit; --report-images changes it")
             results, finished = run_sweep(settings, data, resume=args.resume, verbose=verbose)
             if not finished:
-                print(f"the sweep was interrupted before every trial ended; continue it with "
-                      f"the same command and --resume (storage {settings.storage}, name "
-                      f"{settings.name})")
+                # The one way to continue (Ray's own `Tuner.restore(...)` hint is filtered
+                # out). best/ is left alone: an interrupted trial's checkpoint is not a
+                # finished model.
+                how = "was interrupted" if was_interrupted() else "ended before every trial did"
+                print(f"the sweep {how}; its finished trials are kept. Continue it with the "
+                      f"same command and --resume (storage {settings.storage}, name "
+                      f"{settings.name})", flush=True)
+                return INTERRUPTED_EXIT if was_interrupted() else 1
             # TensorFlow's start-up lines in this process go to a log file, not the terminal.
             with quiet_native_stderr(settings.experiment_dir / DRIVER_LOG, verbose):
-                export_best(results, data, settings.experiment_dir,
-                            refit=args.refit and finished, seed=args.seed)
+                export_best(results, data, settings.experiment_dir, refit=args.refit,
+                            seed=args.seed)
         finally:
             ray.shutdown()
     return 0
+
+
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for a program Ctrl-C ended
 
 
 def export_best(results, data, experiment_dir: Path, *, refit: bool = False,

@@ -9,7 +9,9 @@ live leaderboard is built from Ray's in-memory trials (immediate and authoritati
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,48 @@ from results.render import atomic_write_text
 from search.console import Budget, Console, Progress
 from spaces import constants as C
 
+# Set when Ctrl-C (SIGINT) stops the sweep. Ray's own SIGINT handler replaces any of ours while
+# `Tuner.fit` runs, and says so in its log; `watch_interrupts` listens there.
+INTERRUPTED = threading.Event()
+# Ray's messages after an interrupt that contradict ours ("Resume experiment with:
+# Tuner.restore(...)") or list unfinished trials as if they had failed.
+_RAY_HINTS = ("Experiment has been interrupted", "Training has been interrupted",
+              "Trials did not complete")
+
+
+class _RayInterruptLog(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Stop signal received"):
+            INTERRUPTED.set()
+            return True
+        return not (INTERRUPTED.is_set() and message.startswith(_RAY_HINTS))
+
+
+_FILTER = _RayInterruptLog()
+
+
+def watch_interrupts() -> None:
+    """Clear `INTERRUPTED` and listen for Ray's interrupt (call before `Tuner.fit`)."""
+    INTERRUPTED.clear()
+    logger = logging.getLogger("ray.tune.tune")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+
+
+def _error_line(trial: Any) -> str:
+    """The last line of the trial's error.txt (the exception), or ''."""
+    try:
+        lines = Path(trial.error_file).read_text(errors="replace").strip().splitlines()
+        return lines[-1].strip()[:300] if lines else ""
+    except Exception:  # noqa: BLE001 - no file yet, or Ray's attribute moved
+        return ""
+
 
 def trial_record(trial: Any, meta: dict[str, Any], status: str) -> dict[str, Any]:
     """One live Ray trial as a `results.leaderboard` row (the same row the files give later)."""
     rows = [trial.last_result] if C.EPOCH in (trial.last_result or {}) else []
-    error = "failed" if status in C.FAILED else None
+    error = (_error_line(trial) or "failed") if status in C.FAILED else None
     return record_from(trial.config, rows, trial_id=trial.trial_id, status=status,
                        error=error, meta=meta)
 
@@ -68,6 +107,8 @@ class SweepCallback(tune.Callback):
         self.budget = budget or Budget(trials=meta.get("num_samples"))
         self._printed: set[str] = set()
         self._console: Console | None = None
+        self._ended: set[str] = set()  # trials that completed or failed in this session
+        self._ended_before: set[str] | None = None  # ended in an earlier session (resume)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -75,8 +116,8 @@ class SweepCallback(tune.Callback):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Also restores callbacks pickled before the console existed."""
-        self.__dict__.update(state)
+        """Also restores callbacks pickled by older versions (no console, no interrupt sets)."""
+        self.__dict__.update({"_ended": set(), "_ended_before": None, **state})
         self.__dict__.setdefault("budget", Budget(trials=self.meta.get("num_samples")))
         self.__dict__["_console"] = None
 
@@ -92,6 +133,18 @@ class SweepCallback(tune.Callback):
         self._console = None  # a fresh clock and count for this run (also after a restore)
         self._printed = set()
 
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if self._ended_before is None:
+            self._ended_before = {t.trial_id for t in trials
+                                  if t.status in (C.Status.TERMINATED, C.Status.ERROR)}
+
+    def _cut_short(self, trial: Any) -> bool:
+        """A trial Ray ended only because the sweep was interrupted: Ray's cleanup calls it
+        TERMINATED without it ever completing."""
+        return (INTERRUPTED.is_set() and trial.status in (C.Status.TERMINATED, C.Status.ERROR)
+                and trial.trial_id not in self._ended
+                and trial.trial_id not in (self._ended_before or set()))
+
     def _update(self, trials: list[Any], ended: Any = None,
                 status: str | None = None) -> pd.DataFrame | None:
         """Rewrite the status file and leaderboard; a failure here is reported, never raised,
@@ -100,8 +153,10 @@ class SweepCallback(tune.Callback):
         Ray calls on_trial_complete/on_trial_error before it updates the trial's status, so
         the trial that just `ended` is given its final `status` here.
         """
-        statuses = {t.trial_id: t.status for t in trials}
+        statuses = {t.trial_id: C.Status.INTERRUPTED if self._cut_short(t) else t.status
+                    for t in trials}
         if ended is not None:
+            self._ended.add(ended.trial_id)
             statuses[ended.trial_id] = status
         try:
             atomic_write_text(self.experiment_dir / C.STATUS_FILE,
@@ -129,6 +184,9 @@ class SweepCallback(tune.Callback):
             return
         self._printed.add(trial.trial_id)
         line = self.console.progress.finish(trial.trial_id, trial.last_result or {}, status)
+        if status in C.FAILED:
+            error = _error_line(trial)
+            line += f": {error}" if error else ""
         self.console.line(line)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

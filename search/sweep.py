@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import pickletools
 import time
 import warnings
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from results.sweepdir import read_status
 from search.console import Budget
 from search.data import DataOptions, TaskData
 from search.fidelity import BudgetStopper, FidelityOptunaSearch, WarmStartASHA
-from search.progress import SweepCallback, quiet_ray_console
+from search.progress import INTERRUPTED, SweepCallback, quiet_ray_console, watch_interrupts
 from search.settings import TrialSettings
 from search.trainable import train_autoencoder
 from spaces import constants as C
@@ -265,7 +266,11 @@ def _check_resume(settings: SweepSettings, resume: bool) -> None:
         raise SweepError(
             f"--resume: no sweep named {settings.name!r} to restore in {settings.storage}"
         )
-    before = json.loads(sweep_file.read_text())
+    try:
+        before = json.loads(sweep_file.read_text())
+    except ValueError as exc:
+        raise SweepError(f"--resume: {sweep_file} is damaged ({exc}); nothing was changed. "
+                         f"Restore it from a copy of the sweep, or start a new --name") from exc
     if before.get("finished"):
         raise SweepError(
             f"--resume: the sweep {settings.name!r} already finished; Ray cannot add trials to a "
@@ -281,11 +286,70 @@ def _check_resume(settings: SweepSettings, resume: bool) -> None:
                 f"--resume: {what} was {before.get(key)!r} when the sweep started and is "
                 f"{now!r} now; a restored sweep keeps its data, space and budget"
             )
+    _check_ray_state(settings)
+
+
+# Ray's experiment state in the sweep dir (ray/tune: impl/tuner_internal.py `_TUNER_PKL`,
+# execution/tune_controller.py `CKPT_FILE_TMPL`, search/searcher.py and search_generator.py,
+# search/basic_variant.py). On resume Ray reads the newest of each pattern; a damaged one
+# makes it log "Failed to restore the run state" and silently start the sweep over.
+RAY_STATE_FILES = ("tuner.pkl", "experiment_state-*.json", "searcher-state-*.pkl",
+                   "search_gen_state-*.json", "basic-variant-state-*.json")
+
+
+def damaged_ray_state(experiment_dir: Path) -> tuple[Path, str] | None:
+    """(file, what is wrong) for the first of Ray's state files that Ray would read and cannot,
+    or None when all are intact. Reads only; pickles are parsed, never loaded."""
+    for pattern in RAY_STATE_FILES:
+        found = sorted(experiment_dir.glob(pattern))
+        if not found:
+            if pattern in RAY_STATE_FILES[:2]:
+                return experiment_dir / pattern, "missing"
+            continue
+        newest = found[-1]  # Ray's choice: the greatest name (a timestamp)
+        try:
+            data = newest.read_bytes()
+            if pattern.startswith("experiment_state"):  # JSON; the others are pickles
+                state = json.loads(data)
+                if not (isinstance(state, dict) and "trial_data" in state
+                        and "runner_data" in state):
+                    return newest, "no trial_data/runner_data"
+            else:
+                for _ in pickletools.genops(data):
+                    pass
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            return newest, f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _check_ray_state(settings: SweepSettings) -> None:
+    """Refuse to resume from damaged Ray state (rather than let Ray start over and train the
+    finished trials again); nothing is written."""
+    if settings.is_uri:
+        return  # Ray reads a bucket's files itself; only a local sweep dir is checked here
+    damage = damaged_ray_state(settings.experiment_dir)
+    if damage is None:
+        return
+    path, what = damage
+    statuses = read_status(settings.experiment_dir)
+    done = sum(s in C.FINISHED for s in statuses.values())
+    raise SweepError(
+        f"--resume: Ray's experiment state {path} is damaged ({what}), so Ray would start the "
+        f"sweep over; nothing was changed. The {done} finished trial(s) are intact: "
+        f"`python -m results {settings.experiment_dir}` reports them. To search further, "
+        f"start a new sweep with another --name and pass both dirs to `python -m results`"
+    )
 
 
 def _sweep_meta(settings: SweepSettings, **extra: Any) -> dict[str, Any]:
-    """sweep.json's content: the settings as JSON data, the objective, and `extra`."""
+    """sweep.json's content: the settings as JSON data, the objective, and `extra`.
+
+    A local `storage` is not recorded: the sweep dir is wherever it now is (a copied or moved
+    sweep resumes where it is), so it holds no path to itself.
+    """
     meta = {**dataclasses.asdict(settings), "metric": C.OBJECTIVE, "mode": C.MODE, **extra}
+    if not settings.is_uri:
+        meta["storage"] = None
     return json.loads(json.dumps(meta, default=list))
 
 
@@ -368,6 +432,30 @@ def prepare(settings: SweepSettings, *, resume: bool = False) -> SweepSettings:
     return settings
 
 
+def _relocate(tuner: tune.Tuner, settings: SweepSettings, meta: dict[str, Any]) -> None:
+    """Point a restored sweep's own callback and budget stopper at the sweep dir as it is now.
+
+    Both come back from tuner.pkl as they were pickled when the sweep started, holding the
+    absolute path of the sweep dir then: a copied or moved sweep would write its leaderboard,
+    statuses and budget into the original. Ray relocates its own files (the trials' storage
+    and checkpoints follow the path given to `Tuner.restore`).
+    """
+    run_config = tuner._local_tuner.get_run_config() if tuner._local_tuner else None
+    if run_config is None:
+        raise SweepError("--resume: Ray's restored tuner has no run config to relocate")
+    for callback in run_config.callbacks or []:
+        if isinstance(callback, SweepCallback):
+            callback.experiment_dir = settings.experiment_dir
+            callback.meta = meta
+    if isinstance(run_config.stop, BudgetStopper):
+        run_config.stop.path = settings.experiment_dir / "budget.json"
+
+
+def was_interrupted() -> bool:
+    """Whether the last `run_sweep` ended because of Ctrl-C (SIGINT)."""
+    return INTERRUPTED.is_set()
+
+
 def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
               verbose: bool = False) -> tuple[tune.ResultGrid, bool]:
     """Run (or resume) a sweep on the Ray cluster `ray.init` attached to.
@@ -375,8 +463,8 @@ def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
     The console shows one line per ended trial and a progress line (`search/console.py`);
     `verbose` brings back Ray's status tables.
 
-    Returns Ray's results and whether every trial ended (False after an interruption: the
-    sweep can then be resumed).
+    Returns Ray's results and whether every trial ended (False after an interruption, which
+    `was_interrupted` tells apart: the sweep can then be resumed).
     """
     settings = prepare(settings, resume=resume)  # cheap and idempotent
     settings = with_data(settings, data)
@@ -391,6 +479,7 @@ def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
         tuner = tune.Tuner.restore(f"{settings.storage_path}/{settings.name}", trainable,
                                    resume_unfinished=True, resume_errored=True)
         _quiet_restored(tuner, settings, verbose)
+        _relocate(tuner, settings, meta)
     else:
         search_alg, param_space = SEARCHERS[settings.search](settings)
         tuner = tune.Tuner(
@@ -427,6 +516,7 @@ def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
         )
     _write_sweep_file(meta, settings)  # only now: a sweep that could not start leaves no trace
     started = time.monotonic()
+    watch_interrupts()
     results = tuner.fit()
     stopper = _budget_stopper(settings)
     out_of_budget = (
@@ -435,5 +525,6 @@ def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
         or (stopper is not None and stopper.stop_all())
     )
     finished = _all_trials_ended(settings, out_of_budget=out_of_budget)
-    _write_sweep_file({**meta, "finished": finished}, settings)
+    _write_sweep_file({**meta, "finished": finished, "interrupted": was_interrupted()},
+                      settings)
     return results, finished

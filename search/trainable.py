@@ -5,8 +5,11 @@ Kept thin on purpose: everything that can be tested without Ray lives in `search
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -17,7 +20,68 @@ from search.settings import TrialSettings
 from search.trial import Trial, configure_backend
 from spaces import constants as C
 from spaces.config import ModelConfig
-from spaces.guard import check
+from spaces.guard import ResourceLimitError, check
+from spaces.notation import describe
+
+# What a trial that ended with a verdict and no training reports: every metric NaN, so the
+# searcher counts it FAIL and it never ranks (Ray requires the objective in every result).
+_NO_METRICS = dict.fromkeys(C.METRICS, math.nan)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` is running out of host or accelerator memory (not worth a retry)."""
+    if isinstance(exc, MemoryError):
+        return True
+    return type(exc).__name__ == "ResourceExhaustedError"  # tf.errors, without importing TF
+
+
+def _ended(verdict: str, reason: str, **metrics: Any) -> dict[str, Any]:
+    return {**_NO_METRICS, C.EPOCH: 0.0, C.IMAGES: 0, **metrics,
+            C.VERDICT: verdict, C.REASON: reason}
+
+
+def _checkpoint_images(directory: Path) -> int | None:
+    """Training examples a complete checkpoint written by `Trial.save` holds, else None."""
+    try:
+        state = json.loads((directory / C.STATE_FILE).read_text())
+        if not (directory / C.MODEL_FILE).is_file() or not (directory / C.METRICS_FILE).is_file():
+            return None
+        json.loads((directory / C.METRICS_FILE).read_text())
+        return int(state["images"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def newest_checkpoints(given: Any) -> list[Any]:
+    """The trial's checkpoints to resume from, most trained first, `given` (Ray's) last.
+
+    Ray resumes a trial from the checkpoint its experiment state recorded, and saves that
+    state only every few seconds. A driver killed in between leaves newer checkpoints in the
+    trial's directory (a trial's worker persists each checkpoint before the driver hears of
+    it): resuming from Ray's would train again what was already trained, a finished trial
+    included. So every complete checkpoint in the trial's directory is a candidate.
+    """
+    found: list[tuple[int, str, Any]] = []
+    try:
+        from ray.train._internal.session import get_session
+
+        session = get_session()
+        if session is None:
+            raise RuntimeError("no Ray Tune session")
+        storage = session.storage
+        trial_dir = Path(storage.trial_fs_path)
+        if type(storage.storage_filesystem).__name__ == "LocalFileSystem" and trial_dir.is_dir():
+            for directory in trial_dir.glob("checkpoint_*"):
+                images = _checkpoint_images(directory)
+                if images is not None:
+                    found.append((images, directory.name,
+                                  tune.Checkpoint.from_directory(str(directory))))
+    except Exception:  # noqa: BLE001 - Ray's internals moved, or remote storage: Ray's own
+        found = []
+    ordered = [c for _, _, c in sorted(found, key=lambda f: (f[0], f[1]), reverse=True)]
+    if given is not None and all(Path(c.path) != Path(given.path) for c in ordered):
+        ordered.append(given)
+    return ordered
 
 
 def model_config(config: dict[str, Any], settings: TrialSettings) -> ModelConfig:
@@ -49,27 +113,54 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
     configure_backend(resources.get("CPU"))
     keras.backend.clear_session()
     model = model_config(config, settings)
-    check(model, settings.guard_shape, max_params=settings.max_params,
-          max_activation_mb=settings.max_activation_mb)
+    node = ray.get_runtime_context().get_node_id()
+    try:
+        check(model, settings.guard_shape, max_params=settings.max_params,
+              max_activation_mb=settings.max_activation_mb)
+    except ResourceLimitError as exc:
+        # Refused for good: the same config is refused again, so the trial ends now with its
+        # verdict rather than raising into Ray's retries (max_failures).
+        tune.report(_ended(C.Status.REFUSED, str(exc),
+                           **{C.NODE: node, C.NOTATION: describe(model)}))
+        return
 
     report_images = settings.report_images
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            trial = Trial.resume(directory, model, data, report_images=report_images)
-    else:
+    trial = None
+    for checkpoint in newest_checkpoints(tune.get_checkpoint()):
+        try:
+            with checkpoint.as_directory() as directory:
+                trial = Trial.resume(directory, model, data, report_images=report_images)
+                last_metrics = json.loads((Path(directory) / C.METRICS_FILE).read_text())
+            break
+        except Exception as exc:  # noqa: BLE001 - a damaged checkpoint: try an older one
+            print(f"trial {tune.get_context().get_trial_id()}: cannot resume from "
+                  f"{checkpoint.path} ({type(exc).__name__}: {exc}); trying an older one")
+    if trial is None:
         trial = Trial(model, data, report_images=report_images,
                       seed=trial_seed(settings.seed, tune.get_context().get_trial_id()))
+    elif trial.images >= trial.total_images or C.VERDICT in last_metrics:
+        # Finished before the driver recorded it: report its final metrics again, train
+        # nothing (Ray's last result for the trial is otherwise an older one).
+        tune.report({**last_metrics, C.NODE: node})
+        return
 
-    node = ray.get_runtime_context().get_node_id()
     every = int(settings.checkpoint_every)
-    for metrics in trial.reports():
-        metrics[C.NODE] = node
-        epoch_end = trial.images % trial.epoch_size == 0
-        last = trial.images >= trial.total_images or C.VERDICT in metrics
-        if (epoch_end and round(trial.epoch) % every == 0) or last:
-            with tempfile.TemporaryDirectory() as directory:
-                trial.save(directory, metrics)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-        else:
-            tune.report(metrics)
+    try:
+        for metrics in trial.reports():
+            metrics[C.NODE] = node
+            epoch_end = trial.images % trial.epoch_size == 0
+            last = trial.images >= trial.total_images or C.VERDICT in metrics
+            if (epoch_end and round(trial.epoch) % every == 0) or last:
+                with tempfile.TemporaryDirectory() as directory:
+                    trial.save(directory, metrics)
+                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+            else:
+                tune.report(metrics)
+    except Exception as exc:
+        if not out_of_memory(exc):
+            raise  # Ray records it and retries the trial from its last checkpoint
+        # Out of memory: a retry with the same config and resources runs out again.
+        reason = f"out of memory: {type(exc).__name__}: {str(exc).strip()[:300]}"
+        tune.report(_ended(C.Status.OUT_OF_MEMORY, reason, **{
+            C.EPOCH: round(trial.epoch, 6), C.IMAGES: trial.images, C.PARAMS: trial.params,
+            C.SECONDS: trial.seconds, C.NOTATION: trial.notation, C.NODE: node}))

@@ -27,7 +27,7 @@ EPOCH = "epoch"  # epochs trained so far; fractional between reports inside an e
 IMAGES = "images"  # training examples seen so far (images, or patches for text)
 VAL_OUTPUT_STD = "val_output_std"  # spread of the validation outputs (0: constant output)
 VAL_INPUT_GAP = "val_input_gap"  # mean |output - input| (0: the model copies its input)
-VERDICT = "verdict"  # set when a trial stopped itself: COLLAPSED or DIVERGED
+VERDICT = "verdict"  # set when a trial ended itself: COLLAPSED, DIVERGED, REFUSED, OUT_OF_MEMORY
 REASON = "reason"  # why, in words
 EPOCH_SECONDS = "epoch_seconds"
 SECONDS = "seconds"  # training seconds so far, summed over epochs
@@ -77,13 +77,19 @@ class Status(StrEnum):
     # A trial that stopped itself (search/trial.py `health`); Ray sees it TERMINATED.
     COLLAPSED = "COLLAPSED"  # constant output, or a copy of its input: the trivial predictors
     DIVERGED = "DIVERGED"  # NaN or inf loss
+    # Failures a retry cannot cure: the trial ends with the verdict at once (not retried).
+    REFUSED = "REFUSED"  # the resource guard refused the config (spaces/guard.py)
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"  # MemoryError or TensorFlow's ResourceExhaustedError
+    # The sweep was stopped (Ctrl-C) while the trial ran: `--resume` continues it from its
+    # last checkpoint. Ray itself calls such a trial TERMINATED; it has not finished.
+    INTERRUPTED = "INTERRUPTED"
 
 
 # The statuses a trial never leaves. Ray's live trials are never STOPPED (only files are read
 # as STOPPED), so live code may use these sets too.
-FAILED = frozenset({Status.ERROR})
+FAILED = frozenset({Status.ERROR, Status.REFUSED, Status.OUT_OF_MEMORY})
 FINISHED = frozenset({Status.TERMINATED, Status.STOPPED})  # ended without failing
 UNHEALTHY = frozenset({Status.COLLAPSED, Status.DIVERGED})  # ended, never ranked as best
 ENDED = FINISHED | FAILED | UNHEALTHY
-# Statuses of a trial the sweep may still run.
-ACTIVE = frozenset({Status.RUNNING, Status.PENDING, Status.PAUSED})
+# Statuses of a trial the sweep may still run (an interrupted sweep's, after `--resume`).
+ACTIVE = frozenset({Status.RUNNING, Status.PENDING, Status.PAUSED, Status.INTERRUPTED})

@@ -52,7 +52,8 @@ def test_grid_replays_study_rows_and_a_refused_row_fails_alone(tmp_path, data_di
     assert (done["notation"].str.startswith("6L,16F(3X3)")).all()
     assert (done["report_val"] > 0).all()
     refused = lb[lb["report_model"] == "mnist/1.3/5"].iloc[0]
-    assert refused["status"] == C.Status.ERROR and refused["rank"] == 3
+    assert refused["status"] == C.Status.REFUSED and refused["rank"] == 3
+    assert "--max-params" in refused["reason"]
     assert "--max-params" in (proc.stdout + proc.stderr)
     best = tmp_path / "grid" / C.BEST_DIR
     assert (best / C.MODEL_FILE).is_file()
