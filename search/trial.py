@@ -197,6 +197,7 @@ class Trial:
             loss_sum, mse_sum, count = self._train_slice(epoch, start, stop)
             train_seconds = time.perf_counter() - began
             val = evaluate(self.model, list(self.data.val), self.config.loss, self.eval_batch_size)
+            val_seconds = time.perf_counter() - began - train_seconds
             self.images += stop - start
             self.seconds += train_seconds
             metrics = {
@@ -208,6 +209,7 @@ class Trial:
                 C.PARAMS: self.params,
                 C.EPOCH_SECONDS: train_seconds,
                 C.SECONDS: self.seconds,
+                C.VAL_SECONDS: val_seconds,
                 C.NOTATION: self.notation,
             }
             status, reason = health(metrics)
