@@ -22,9 +22,12 @@ class ExportError(Exception):
 
 def write_best(checkpoint: Path, model: Any, data: TaskData, metrics: dict[str, Any],
                best_dir: Path, *, trial_id: str | None = None) -> Path:
-    """Copy a trial checkpoint (model, config, notation) and add metrics and reconstructions.
+    """Copy a trial checkpoint (model, config, notation, reconstructions) and add metrics.
 
-    Written next to `best_dir` and renamed into place, so readers never see half an export.
+    With `model` None, the checkpoint's own reconstructions are kept (`Trial.save` writes
+    them), so a sweep's driver exports its best without importing TensorFlow; with a model,
+    they are computed from it. Written next to `best_dir` and renamed into place, so readers
+    never see half an export.
     """
     tmp = best_dir.with_name(best_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -34,8 +37,11 @@ def write_best(checkpoint: Path, model: Any, data: TaskData, metrics: dict[str, 
     if trial_id:
         metrics[C.TRIAL_ID] = trial_id
     (tmp / C.METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    arrays = reconstructions(model, data)
-    np.savez_compressed(tmp / C.RECONSTRUCTIONS_FILE, **arrays)  # type: ignore[arg-type]
+    if model is not None:
+        arrays = reconstructions(model, data)
+        np.savez_compressed(tmp / C.RECONSTRUCTIONS_FILE, **arrays)  # type: ignore[arg-type]
+    elif not (tmp / C.RECONSTRUCTIONS_FILE).is_file():
+        raise ExportError(f"{checkpoint} has no {C.RECONSTRUCTIONS_FILE}: pass the model")
     shutil.rmtree(best_dir, ignore_errors=True)
     tmp.rename(best_dir)
     return best_dir

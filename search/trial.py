@@ -220,10 +220,13 @@ class Trial:
                 return
 
     def save(self, directory: str | Path, metrics: dict[str, Any] | None = None) -> Path:
-        """Write the model (with optimizer state) and where training stands."""
+        """Write the model (with optimizer state), where training stands, and a few
+        reconstructions, so that exporting this checkpoint as best/ needs no TensorFlow."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save(directory / C.MODEL_FILE)
+        np.savez_compressed(directory / C.RECONSTRUCTIONS_FILE,  # type: ignore[arg-type]
+                            **reconstructions(self.model, self.data))
         state = {"images": self.images, "seconds": self.seconds, "seed": self.seed}
         (directory / C.STATE_FILE).write_text(json.dumps(state))
         (directory / C.CONFIG_FILE).write_text(self.config.to_json())
