@@ -25,11 +25,13 @@ class ExportError(Exception):
 
 def write_best(checkpoint: Path, model: Any, data: TaskData, metrics: dict[str, Any],
                best_dir: Path, *, trial_id: str | None = None) -> Path:
-    """Copy a trial checkpoint (model, config, notation) and add metrics and reconstructions.
+    """Copy a trial checkpoint (model, config, notation, reconstructions) and add metrics.
 
-    Written into a fresh hidden folder next to `best_dir` and swapped in by renames, so readers
-    never see half an export and a crash leaves the previous best/ (or, between the two
-    renames, its copy `.best-old-*`). Only a best/ that holds nothing but an export's files is
+    With `model` None, the checkpoint's own reconstructions are kept (`Trial.save` writes
+    them), so a sweep's driver exports its best without importing TensorFlow; with a model,
+    they are computed from it. Written into a fresh hidden folder next to `best_dir` and
+    swapped in by renames, so readers never see half an export and a crash leaves the previous
+    best/ (or, between the two renames, its copy `.best-old-*`). Only a best/ that holds nothing but an export's files is
     ever replaced: anything else there was not written by this project.
     """
     foreign = foreign_entries(best_dir) if best_dir.exists() or best_dir.is_symlink() else []
@@ -45,8 +47,13 @@ def write_best(checkpoint: Path, model: Any, data: TaskData, metrics: dict[str, 
         if trial_id:
             metrics[C.TRIAL_ID] = trial_id
         (tmp / C.METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-        arrays = reconstructions(model, data)
-        np.savez_compressed(tmp / C.RECONSTRUCTIONS_FILE, **arrays)  # type: ignore[arg-type]
+        if model is not None:
+            arrays = reconstructions(model, data)
+            np.savez_compressed(tmp / C.RECONSTRUCTIONS_FILE, **arrays)  # type: ignore[arg-type]
+        elif (checkpoint / C.RECONSTRUCTIONS_FILE).is_file():
+            shutil.copy2(checkpoint / C.RECONSTRUCTIONS_FILE, tmp / C.RECONSTRUCTIONS_FILE)
+        else:
+            raise ExportError(f"{checkpoint} has no {C.RECONSTRUCTIONS_FILE}: pass the model")
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide it from other readers
         _swap_in(tmp, best_dir)
     except BaseException:

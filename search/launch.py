@@ -210,7 +210,6 @@ def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
                 seed: int = 0) -> None:
     """Write best/ from the best trial's last checkpoint, or retrain its config on all pages."""
     from search.export import ExportError, refit_best, write_best
-    from search.models import load_model
 
     errors = sum(r.error is not None for r in results)
     # Ray's get_best_result does not skip failed trials; the leaderboard ranks them last.
@@ -232,7 +231,12 @@ def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
     else:
         with best.checkpoint.as_directory() as checkpoint:
             try:
-                model = load_model(Path(checkpoint) / C.MODEL_FILE)
+                # Trials save reconstructions with each checkpoint: then no TensorFlow here.
+                model = None
+                if not (Path(checkpoint) / C.RECONSTRUCTIONS_FILE).is_file():
+                    from search.models import load_model
+
+                    model = load_model(Path(checkpoint) / C.MODEL_FILE)
                 target = write_best(Path(checkpoint), model, data, m,
                                     experiment_dir / C.BEST_DIR, trial_id=m.get(C.TRIAL_ID))
             except Exception as exc:  # noqa: BLE001 - the sweep is done; say where its best is

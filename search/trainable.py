@@ -9,6 +9,7 @@ import json
 import math
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +108,10 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
     `reuse_actors`, one worker process runs trial after trial, so TensorFlow is imported once
     per worker and each trial starts from a cleared Keras session.
     """
-    import keras
+    started_at, began = time.time(), time.perf_counter()
+    import keras  # TensorFlow's import: paid by a worker's first trial only (reuse_actors)
 
+    imported = time.perf_counter()
     resources = tune.get_context().get_trial_resources().required_resources
     configure_backend(resources.get("CPU"))
     keras.backend.clear_session()
@@ -144,17 +147,23 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
         tune.report({**last_metrics, C.NODE: node})
         return
 
+    timing = {C.STARTED_AT: started_at, C.IMPORT_SECONDS: imported - began,
+              C.SETUP_SECONDS: time.perf_counter() - imported}
     every = int(settings.checkpoint_every)
     try:
         for metrics in trial.reports():
             metrics[C.NODE] = node
+            metrics.update(timing)
             epoch_end = trial.images % trial.epoch_size == 0
             last = trial.images >= trial.total_images or C.VERDICT in metrics
             if (epoch_end and round(trial.epoch) % every == 0) or last:
                 with tempfile.TemporaryDirectory() as directory:
+                    saving = time.perf_counter()
                     trial.save(directory, metrics)
+                    metrics[C.CHECKPOINT_SECONDS] = time.perf_counter() - saving
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
             else:
+                metrics[C.CHECKPOINT_SECONDS] = 0.0
                 tune.report(metrics)
     except Exception as exc:
         if not out_of_memory(exc):

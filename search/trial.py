@@ -256,6 +256,7 @@ class Trial:
             loss_sum, mse_sum, count = self._train_slice(epoch, start, stop)
             train_seconds = time.perf_counter() - began
             val = evaluate(self.model, list(self.data.val), self.config.loss, self.eval_batch_size)
+            val_seconds = time.perf_counter() - began - train_seconds
             self.images += stop - start
             self.seconds += train_seconds
             metrics = {
@@ -267,6 +268,7 @@ class Trial:
                 C.PARAMS: self.params,
                 C.EPOCH_SECONDS: train_seconds,
                 C.SECONDS: self.seconds,
+                C.VAL_SECONDS: val_seconds,
                 C.NOTATION: self.notation,
             }
             status, reason = health(metrics, self.baselines,
@@ -278,10 +280,13 @@ class Trial:
                 return
 
     def save(self, directory: str | Path, metrics: dict[str, Any] | None = None) -> Path:
-        """Write the model (with optimizer state) and where training stands."""
+        """Write the model (with optimizer state), where training stands, and a few
+        reconstructions, so that exporting this checkpoint as best/ needs no TensorFlow."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save(directory / C.MODEL_FILE)
+        arrays = reconstructions(self.model, self.data)
+        np.savez_compressed(directory / C.RECONSTRUCTIONS_FILE, **arrays)  # type: ignore[arg-type]
         state = {"images": self.images, "seconds": self.seconds, "seed": self.seed}
         (directory / C.STATE_FILE).write_text(json.dumps(state))
         (directory / C.CONFIG_FILE).write_text(self.config.to_json())

@@ -32,6 +32,14 @@ REASON = "reason"  # why, in words
 EPOCH_SECONDS = "epoch_seconds"
 SECONDS = "seconds"  # training seconds so far, summed over epochs
 NODE = "node"  # Ray node id of the worker that ran the epoch
+# Where a trial's wall time went (bench/overhead.py reads them): this report's validation and
+# checkpoint write, and, once per trial, importing Keras (only a worker's first trial pays it),
+# the rest of its setup (session, guard, model build or resume), and when it began (unix time).
+VAL_SECONDS = "val_seconds"
+CHECKPOINT_SECONDS = "checkpoint_seconds"
+IMPORT_SECONDS = "import_seconds"
+SETUP_SECONDS = "setup_seconds"
+STARTED_AT = "started_at"
 NOTATION = "notation"
 METRICS = (TRAIN_LOSS, VAL_LOSS, TRAIN_MSE, VAL_MSE, VAL_RMSE)
 
