@@ -31,8 +31,9 @@ def write_best(checkpoint: Path, model: Any, data: TaskData, metrics: dict[str, 
     them), so a sweep's driver exports its best without importing TensorFlow; with a model,
     they are computed from it. Written into a fresh hidden folder next to `best_dir` and
     swapped in by renames, so readers never see half an export and a crash leaves the previous
-    best/ (or, between the two renames, its copy `.best-old-*`). Only a best/ that holds nothing but an export's files is
-    ever replaced: anything else there was not written by this project.
+    best/ (or, between the two renames, its copy `.best-old-*`). Only a best/ that holds
+    nothing but an export's files is ever replaced: anything else there was not written by
+    this project.
     """
     foreign = foreign_entries(best_dir) if best_dir.exists() or best_dir.is_symlink() else []
     if foreign:
