@@ -9,6 +9,7 @@ study); one row per table, the best, is marked the way the study marked its best
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -78,6 +79,14 @@ def study_parameters(row: report.StudyRow) -> int | None:
         return None
 
 
+def _pool(row: Any) -> str:
+    """The pooling column, with ` skip` where the model has skip connections (U-Net levels
+    or an input skip), which the study's columns have no place for."""
+    pool = "" if pd.isna(row.get("pool_upsample")) else str(row.get("pool_upsample"))
+    skip = row.get("skip")
+    return f"{pool} skip".strip() if skip is True or str(skip) == "True" else pool
+
+
 def _our_rows(rows: pd.DataFrame, family: str) -> list[dict]:
     records = []
     ok = set(succeeded(rows).index)
@@ -87,7 +96,7 @@ def _our_rows(rows: pd.DataFrame, family: str) -> list[dict]:
             "Model": f"{study.section}/{study.model}" if study else f"#{row['rank']}",
             "Source": OURS,
             LAYERS[family]: _layers(row),
-            POOL: row["pool_upsample"],
+            POOL: _pool(row),
             "Dropout": row["dropout"],
             "BatchNormalization": row["batchnorm"],
             MSE: mse_pair(row[C.TRAIN_MSE], row[C.VAL_MSE]),

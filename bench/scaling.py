@@ -1,0 +1,88 @@
+"""Trials per hour on a 1-node against a 2-node local Ray cluster, the same CPUs per node.
+
+    python bench/scaling.py [--cpus-per-node 1] [--trials 6] [--rounds 3] [--data-dir DIR]
+
+Each round starts a private cluster (`ray.cluster_utils.Cluster`: its own processes, ports
+and temp dir, shut down by its handle; never `ray stop`) with one node, then one with two
+nodes (the order alternates between rounds), and runs the same sweep in this process on each
+(`search.sweep.run_sweep`): `--trials` repeats of one study row (`--space report`, FIFO,
+`--epochs` epochs, one CPU per trial). Trials/hour is trials / the sweep's wall time, from
+the Tuner's start to its end (the cluster's start is not counted). Prints each round, the
+medians, and last
+  RESULT scaling_ratio=<median 2-node trials/hour / median 1-node>  (target >= 1.8)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+from search.data import DataOptions, load_task
+from search.sweep import SweepSettings, run_sweep
+
+
+def one_cluster(nodes: int, args: argparse.Namespace, data, options: DataOptions,
+                storage: str, name: str) -> tuple[float, set[str]]:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": args.cpus_per_node, "include_dashboard": False})
+    try:
+        for _ in range(nodes - 1):
+            cluster.add_node(num_cpus=args.cpus_per_node)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+        settings = SweepSettings(task=args.task, space="report", search="grid",
+                                 scheduler="fifo", rows=(args.row,), num_samples=args.trials,
+                                 max_epochs=args.epochs, cpus_per_trial=1.0, storage=storage,
+                                 name=name, data=options)
+        start = time.perf_counter()
+        results, _ = run_sweep(settings, data)
+        wall = time.perf_counter() - start
+        failed = [r for r in results if r.error is not None]
+        if failed:
+            raise SystemExit(f"{len(failed)} trial(s) failed: {failed[0].error}")
+        used = {r.metrics.get("node", "?") for r in results}
+        return wall, used
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="mnist")
+    parser.add_argument("--row", default="mnist/1.2/2")
+    parser.add_argument("--cpus-per-node", type=int, default=1)
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--subset", type=int, default=1500)
+    parser.add_argument("--val-subset", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--data-dir", default=os.environ.get("SEARCH_DATA_DIR"))
+    args = parser.parse_args()
+    options = DataOptions(data_dir=args.data_dir, subset=args.subset, val_subset=args.val_subset)
+    data = load_task(args.task, options)
+    print(f"{args.trials} trials of {args.row}, {args.epochs} epoch(s) on {args.subset} "
+          f"images; {args.cpus_per_node} CPU(s) per node, 1 CPU per trial; "
+          f"{len(os.sched_getaffinity(0))} cores here", flush=True)
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    with tempfile.TemporaryDirectory() as storage:
+        for i in range(args.rounds):
+            for nodes in ((1, 2) if i % 2 == 0 else (2, 1)):
+                wall, used = one_cluster(nodes, args, data, options, storage, f"r{i}-{nodes}")
+                rates[nodes].append(args.trials / wall * 3600)
+                print(f"round {i + 1}, {nodes} node(s): {wall:.1f} s, "
+                      f"{rates[nodes][-1]:.0f} trials/hour, trials ran on {len(used)} node(s)",
+                      flush=True)
+    one, two = statistics.median(rates[1]), statistics.median(rates[2])
+    print(f"median trials/hour: 1 node {one:.0f}, 2 nodes {two:.0f}")
+    print(f"RESULT scaling_ratio={two / one:.3f}")
+
+
+if __name__ == "__main__":
+    main()
