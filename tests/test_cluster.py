@@ -95,7 +95,8 @@ def test_sweep_spreads_trials_over_the_nodes_of_a_cluster(two_nodes, tmp_path, d
     assert proc.returncode == 0, tail(proc.stdout + proc.stderr)
     board = finished_board(tmp_path / "two-nodes")
     assert len(board) == 4
-    assert (board["status"] == C.Status.TERMINATED).all(), board[["trial_id", "status"]]
+    # Ended without failing (a tiny random model may stop itself as COLLAPSED).
+    assert board["status"].isin(C.FINISHED | C.UNHEALTHY).all(), board[["trial_id", "status"]]
     assert set(board[C.NODE]) == nodes  # trials ran on both nodes, and only on them
     assert not ray.is_initialized()
 
@@ -240,6 +241,7 @@ def test_ray_submit_runs_a_sweep_on_a_local_provider_cluster(tmp_path, data_dir)
 
     board = finished_board(storage / "submitted")
     assert len(board) == 2
-    assert (board["status"] == C.Status.TERMINATED).all(), board[["trial_id", "status"]]
+    # Ended without failing (a tiny random model may stop itself as COLLAPSED).
+    assert board["status"].isin(C.FINISHED | C.UNHEALTHY).all(), board[["trial_id", "status"]]
     assert board[C.NODE].nunique() == 1  # the head, the cluster's only node
     assert not head_processes(), "the head outlived `ray down`"
