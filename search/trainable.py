@@ -113,7 +113,7 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
 
     imported = time.perf_counter()
     resources = tune.get_context().get_trial_resources().required_resources
-    configure_backend(resources.get("CPU"))
+    configure_backend(resources.get("CPU"), resources.get("GPU"))
     keras.backend.clear_session()
     model = model_config(config, settings)
     node = ray.get_runtime_context().get_node_id()

@@ -25,16 +25,27 @@ from spaces.notation import describe
 _EPS = 1e-7  # Keras' epsilon for binary cross-entropy
 
 
-def configure_backend(cpus: float | None = None) -> None:
-    """Size TensorFlow's thread pools to the CPUs a trial was given; turn on GPU memory growth.
+def configure_backend(cpus: float | None = None, gpus: float | None = None) -> None:
+    """Size the backend to what a trial was given: TensorFlow's thread pools to its CPUs, and
+    GPU memory taken as needed rather than all at start-up, so that trials given a fraction of
+    a GPU (`--gpus-per-trial 0.5`) can share it.
 
     TensorFlow ignores Ray's CPU allocation, so concurrent trials would each take every core.
-    Both settings only take effect before TensorFlow initializes its runtime; later calls are
-    no-ops (the process already trained a model with its settings).
+    Both settings only take effect before the backend initializes its runtime; later calls are
+    no-ops (the process already trained a model with its settings). With Keras' JAX backend,
+    XLA's preallocation of 75% of the GPU is turned off the same way (its environment variable
+    is read when JAX first touches the device).
     """
+    import os
+
     import keras
 
-    if keras.backend.backend() != "tensorflow":
+    backend = keras.backend.backend()
+    if backend == "jax":
+        if gpus:
+            os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        return
+    if backend != "tensorflow":
         return
     import tensorflow as tf
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -154,3 +155,19 @@ def test_a_collapsed_model_stops_at_its_first_report(mnist_small):
     target = np.concatenate([y for _, y in mnist_small.val])
     assert history[0][C.VAL_MSE] == pytest.approx(float(np.mean(target.astype(np.float64) ** 2)),
                                                   rel=1e-3)
+
+
+@pytest.mark.parametrize("gpus, expected", [(0.5, "false"), (1.0, "false"), (None, None),
+                                            (0.0, None)])
+def test_configure_backend_lets_jax_trials_share_a_gpu(monkeypatch, gpus, expected):
+    """On Keras' JAX backend, a trial given a GPU (or a share of one) turns off XLA's
+    preallocation of 75% of the device, as memory growth does on TensorFlow; without a GPU
+    nothing is set."""
+    import keras
+
+    from search.trial import configure_backend
+
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    configure_backend(1.0, gpus)
+    assert os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE") == expected
