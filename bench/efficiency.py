@@ -65,6 +65,11 @@ def reports(results: Any) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def trained_rows(frame: pd.DataFrame) -> int:
+    """Trials that trained on at least one example (a refused row reports 0 images)."""
+    return int((frame.groupby("trial")[C.IMAGES].max() > 0).sum())
+
+
 def best_final(frame: pd.DataFrame) -> float:
     """The best healthy trial's last reported validation MSE (what the leaderboard ranks)."""
     finals = frame[frame["healthy"]].groupby("trial")[C.VAL_MSE].last()
@@ -130,8 +135,9 @@ def main() -> None:
                                    space="report", search="grid", scheduler="fifo",
                                    num_samples=1)
             # B: what replaying the rows costs, E epochs each (a row that collapses and stops
-            # early still counts its E epochs; a row the guard refuses never ran).
-            budget = float(args.epochs * data.epoch_size * study["trial"].nunique())
+            # early still counts its E epochs; a row the guard refuses trained on nothing and
+            # is not counted).
+            budget = float(args.epochs * data.epoch_size * trained_rows(study))
             target = best_final(study)
             arms = {"study": (study, study_s)}
             for arm, search in (("random", "random"), ("search", "optuna")):
@@ -141,7 +147,7 @@ def main() -> None:
                                   budget_epochs=budget / data.epoch_size)
             for arm, (frame, seconds) in arms.items():
                 best = best_final(frame)
-                rows.append({"seed": seed, "arm": arm, "trials": frame["trial"].nunique(),
+                rows.append({"seed": seed, "arm": arm, "trials": trained_rows(frame),
                              "images": int(frame["new_images"].sum()),
                              "budget_used": frame["new_images"].sum() / budget,
                              "best_val_mse": best, "vs_study": best / target,

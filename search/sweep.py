@@ -174,13 +174,19 @@ def _warm_points(settings: SweepSettings) -> list[dict[str, Any]]:
     return spaces.warm_start_points(settings.task, settings.space)
 
 
+# Random trials before TPE models the results. Optuna's default, 10, suits hundreds of trials;
+# a sweep of one to two dozen (an equal-budget run on a laptop) would be random search to the
+# end. ASHA-stopped (PRUNED) trials count towards it.
+N_STARTUP_TRIALS = 4
+
+
 def _tpe(seed: int) -> optuna.samplers.TPESampler:
     """TPE for conditional spaces: multivariate, grouped by which parameters a trial has;
     `constant_liar` so that concurrent trials do not get the same proposal."""
     with warnings.catch_warnings():  # `group`, `constant_liar` are experimental in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True,
-                                          seed=seed)
+                                          n_startup_trials=N_STARTUP_TRIALS, seed=seed)
 
 
 SEARCHERS: dict[str, Callable[[SweepSettings], tuple[Searcher | None, dict[str, Any]]]] = {
