@@ -118,6 +118,9 @@ def _infer_status(
     return C.Status.STOPPED if finished else C.Status.RUNNING
 
 
+NO_REPORT_REASON = "the sweep ended (its budget or time was spent) before the trial's first report"
+
+
 def trial_record(
     params: dict[str, Any], rows: list[dict[str, Any]], *, trial_id: str, status: str | None,
     error: str | None, meta: dict[str, Any], trial_dir: str | None = None,
@@ -133,11 +136,15 @@ def trial_record(
     seconds = last.get(C.SECONDS, last.get("time_total_s"))
     # A trial that stopped itself reads TERMINATED to Ray; its own verdict is what it was.
     verdict = last.get(C.VERDICT) or None
+    status = verdict or status or _infer_status(rows, target, error, bool(meta.get("finished")))
+    reason = last.get(C.REASON) or (error and error.strip().splitlines()[-1][:200])
+    if not rows and status == C.Status.TERMINATED:
+        # Ray ended it before its first report: the sweep's budget or time ran out.
+        status, reason = C.Status.STOPPED, NO_REPORT_REASON
     return {
         C.TRIAL_ID: trial_id,
-        "status": verdict or status or _infer_status(rows, target, error,
-                                                     bool(meta.get("finished"))),
-        C.REASON: last.get(C.REASON) or (error and error.strip().splitlines()[-1][:200]),
+        "status": status,
+        C.REASON: reason,
         **_config_columns(config),
         "epochs": _reported_epochs(rows),
         C.IMAGES: last.get(C.IMAGES),

@@ -122,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from search.data import DataOptions, load_task
-    from search.models import load_model
     from spaces.errors import UserError
 
     parser = argparse.ArgumentParser(prog="python -m search.export", description=main.__doc__)
@@ -136,8 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         options = DataOptions(**meta.get("data", {}))
         checkpoint, metrics, trial_id = best_checkpoint(sweep_dir)
         data = load_task(str(meta["task"]), options)
-        target = write_best(checkpoint, load_model(checkpoint / C.MODEL_FILE), data, metrics,
-                            sweep_dir / C.BEST_DIR, trial_id=trial_id)
+        model = None
+        if not (checkpoint / C.RECONSTRUCTIONS_FILE).is_file():  # an older checkpoint
+            from search.models import load_model  # imports TensorFlow: only when needed
+
+            model = load_model(checkpoint / C.MODEL_FILE)
+        target = write_best(checkpoint, model, data, metrics, sweep_dir / C.BEST_DIR,
+                            trial_id=trial_id)
     except (UserError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
