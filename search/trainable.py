@@ -100,14 +100,6 @@ def trial_seed(base: int, trial_id: str) -> int:
     return base + int(match[1]) if match else base
 
 
-def _node_cpus(node_id: str) -> float | None:
-    """The CPUs Ray gives the node `node_id` (its resource, not the machine's cores)."""
-    for node in ray.nodes():
-        if node.get("NodeID") == node_id:
-            return node.get("Resources", {}).get("CPU")
-    return None
-
-
 def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSettings) -> None:
     """Ray Tune function trainable: one config, reporting every `report_images` examples.
 
@@ -121,10 +113,10 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
 
     imported = time.perf_counter()
     resources = tune.get_context().get_trial_resources().required_resources
-    node = ray.get_runtime_context().get_node_id()
-    configure_backend(resources.get("CPU"), resources.get("GPU"), _node_cpus(node))
+    configure_backend(resources.get("CPU"), resources.get("GPU"))
     keras.backend.clear_session()
     model = model_config(config, settings)
+    node = ray.get_runtime_context().get_node_id()
     try:
         check(model, settings.guard_shape, max_params=settings.max_params,
               max_activation_mb=settings.max_activation_mb)

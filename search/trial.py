@@ -25,26 +25,10 @@ from spaces.notation import describe
 _EPS = 1e-7  # Keras' epsilon for binary cross-entropy
 
 
-def trial_threads(cpus: float, node_cpus: float | None = None) -> int:
-    """TensorFlow's intra-op threads for a trial given `cpus` on a node of `node_cpus`: twice
-    its share, within the node's CPUs.
-
-    A sweep's last trials run while cores their neighbours held sit idle (on 2 cores, the
-    last trial alone on one); a second thread lets them use an idle core. While every slot is
-    busy, two-fold oversubscription cost nothing measurable (bench/bench_threads.py). Never
-    more than the node's CPUs, which Ray's node resources tell (a 1-CPU node gets 1 thread).
-    """
-    threads = max(1, int(math.ceil(cpus)))
-    if node_cpus is None:
-        return threads
-    return max(threads, min(2 * threads, int(node_cpus)))
-
-
-def configure_backend(cpus: float | None = None, gpus: float | None = None,
-                      node_cpus: float | None = None) -> None:
-    """Size the backend to what a trial was given: TensorFlow's thread pools to its CPUs (see
-    `trial_threads`), and GPU memory taken as needed rather than all at start-up, so that
-    trials given a fraction of a GPU (`--gpus-per-trial 0.5`) can share it.
+def configure_backend(cpus: float | None = None, gpus: float | None = None) -> None:
+    """Size the backend to what a trial was given: TensorFlow's thread pools to its CPUs, and
+    GPU memory taken as needed rather than all at start-up, so that trials given a fraction of
+    a GPU (`--gpus-per-trial 0.5`) can share it.
 
     TensorFlow ignores Ray's CPU allocation, so concurrent trials would each take every core.
     Both settings only take effect before the backend initializes its runtime; later calls are
@@ -69,7 +53,8 @@ def configure_backend(cpus: float | None = None, gpus: float | None = None,
         for gpu in tf.config.list_physical_devices("GPU"):
             tf.config.experimental.set_memory_growth(gpu, True)
         if cpus:
-            tf.config.threading.set_intra_op_parallelism_threads(trial_threads(cpus, node_cpus))
+            threads = max(1, int(math.ceil(cpus)))
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
     except RuntimeError:
         pass  # runtime already initialized in this worker process
 

@@ -172,16 +172,3 @@ def test_configure_backend_lets_jax_trials_share_a_gpu(monkeypatch, gpus, expect
     configure_backend(1.0, gpus)
     assert os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE") == expected
 
-
-@pytest.mark.parametrize("cpus, node_cpus, threads", [
-    (1, None, 1),   # node unknown: the trial's share
-    (1, 1, 1),      # a 1-CPU node: never more threads than it has
-    (1, 2, 2),      # the last trial on a 2-CPU node may use its neighbour's idle core
-    (2, 16, 4),     # twice the share, no more
-    (0.5, 2, 2),
-    (3, 4, 4),
-])
-def test_trial_threads_oversubscribe_twofold_within_the_node(cpus, node_cpus, threads):
-    from search.trial import trial_threads
-
-    assert trial_threads(cpus, node_cpus) == threads
