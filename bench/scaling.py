@@ -7,8 +7,9 @@ and temp dir, shut down by its handle; never `ray stop`) with one node, then one
 nodes (the order alternates between rounds), and runs the same sweep in this process on each
 (`search.sweep.run_sweep`): `--trials` repeats of one study row (`--space report`, FIFO,
 `--epochs` epochs, one CPU per trial). Trials/hour is trials / the sweep's wall time, from
-the Tuner's start to its end (the cluster's start is not counted). Prints each round, the
-medians, and last
+the Tuner's start to its end (the cluster's start is not counted). Prints each round (with a
+trial's mean time in Ray and in training, and how much of the sweep the trial slots were
+busy: what is lost between trials against what is lost inside them), the medians, and last
   RESULT scaling_ratio=<median 2-node trials/hour / median 1-node>  (target >= 1.8)
 """
 
@@ -22,10 +23,11 @@ import time
 
 from search.data import DataOptions, load_task
 from search.sweep import SweepSettings, run_sweep
+from spaces import constants as C
 
 
 def one_cluster(nodes: int, args: argparse.Namespace, data, options: DataOptions,
-                storage: str, name: str) -> tuple[float, set[str]]:
+                storage: str, name: str) -> tuple[float, set[str], dict[str, float]]:
     import ray
     from ray.cluster_utils import Cluster
 
@@ -47,7 +49,10 @@ def one_cluster(nodes: int, args: argparse.Namespace, data, options: DataOptions
         if failed:
             raise SystemExit(f"{len(failed)} trial(s) failed: {failed[0].error}")
         used = {r.metrics.get("node", "?") for r in results}
-        return wall, used
+        trial_s = [r.metrics["time_total_s"] for r in results]
+        train_s = [r.metrics[C.SECONDS] for r in results]
+        return wall, used, {"trial": statistics.mean(trial_s), "train": statistics.mean(train_s),
+                            "busy": sum(trial_s) / (nodes * args.cpus_per_node * wall)}
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -74,11 +79,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as storage:
         for i in range(args.rounds):
             for nodes in ((1, 2) if i % 2 == 0 else (2, 1)):
-                wall, used = one_cluster(nodes, args, data, options, storage, f"r{i}-{nodes}")
+                wall, used, t = one_cluster(nodes, args, data, options, storage,
+                                            f"r{i}-{nodes}")
                 rates[nodes].append(args.trials / wall * 3600)
                 print(f"round {i + 1}, {nodes} node(s): {wall:.1f} s, "
-                      f"{rates[nodes][-1]:.0f} trials/hour, trials ran on {len(used)} node(s)",
-                      flush=True)
+                      f"{rates[nodes][-1]:.0f} trials/hour, trials ran on {len(used)} node(s); "
+                      f"a trial {t['trial']:.1f} s ({t['train']:.1f} s training); trial slots "
+                      f"busy {t['busy']:.0%} of the sweep", flush=True)
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
     print(f"median trials/hour: 1 node {one:.0f}, 2 nodes {two:.0f}")
     print(f"RESULT scaling_ratio={two / one:.3f}")
