@@ -7,17 +7,24 @@ and temp dir, shut down by its handle; never `ray stop`) with one node, then one
 nodes (the order alternates between rounds), and runs the same sweep in this process on each
 (`search.sweep.run_sweep`): `--trials` repeats of one study row (`--space report`, FIFO,
 `--epochs` epochs, one CPU per trial). Trials/hour is trials / the sweep's wall time, from
-the Tuner's start to its end (the cluster's start is not counted). Prints each round (with a
-trial's mean time in Ray and in training, and how much of the sweep the trial slots were
-busy: what is lost between trials against what is lost inside them), the medians, and last
+the Tuner's start to its end (the cluster's start is not counted). Each round also measures
+the machine's own ceiling: the row trained by plain Keras in two 1-thread processes at once
+against one alone (two local "nodes" share this machine's cores, caches and memory
+bandwidth; real nodes do not). Prints each round (with a trial's mean time in Ray and in
+training, and how busy the trial slots were: time lost between trials against time lost
+inside them), the medians, and last
   RESULT scaling_ratio=<median 2-node trials/hour / median 1-node>  (target >= 1.8)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -58,6 +65,43 @@ def one_cluster(nodes: int, args: argparse.Namespace, data, options: DataOptions
         cluster.shutdown()
 
 
+def plain_worker(spec: dict) -> None:
+    """One process of the machine's ceiling: the row trained with plain Keras on one
+    TensorFlow thread, as a 1-CPU trial is; prints its training seconds."""
+    from search.models import build_model
+    from search.trial import configure_backend
+    from spaces import report
+
+    configure_backend(1.0)
+    import keras
+
+    data = load_task(spec["task"], DataOptions(**spec["options"]))
+    config = report.row(spec["row"]).config
+    keras.utils.set_random_seed(0)
+    model = build_model(config, data.input_shape)
+    x, y = data.training_groups(0)[0]
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=config.batch_size, epochs=spec["epochs"], verbose=0)
+    print(time.perf_counter() - start)
+
+
+def ceiling(args: argparse.Namespace, options: DataOptions) -> float:
+    """What this machine itself allows: two plain 1-thread training processes at once against
+    one alone, in images/s (2.0 where two cores are two independent cores)."""
+    spec = json.dumps({"task": args.task, "row": args.row, "epochs": args.epochs,
+                       "options": dataclasses.asdict(options)})
+
+    def run(n: int) -> list[float]:
+        procs = [subprocess.Popen([sys.executable, __file__, "--plain-worker", spec],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                 for _ in range(n)]
+        return [float(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+
+    alone = run(1)[0]
+    pair = run(2)
+    return sum(alone / t for t in pair)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="mnist")
@@ -69,15 +113,23 @@ def main() -> None:
     parser.add_argument("--val-subset", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--data-dir", default=os.environ.get("SEARCH_DATA_DIR"))
+    parser.add_argument("--plain-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.plain_worker:
+        plain_worker(json.loads(args.plain_worker))
+        return
     options = DataOptions(data_dir=args.data_dir, subset=args.subset, val_subset=args.val_subset)
     data = load_task(args.task, options)
     print(f"{args.trials} trials of {args.row}, {args.epochs} epoch(s) on {args.subset} "
           f"images; {args.cpus_per_node} CPU(s) per node, 1 CPU per trial; "
           f"{len(os.sched_getaffinity(0))} cores here", flush=True)
     rates: dict[int, list[float]] = {1: [], 2: []}
+    ceilings = []
     with tempfile.TemporaryDirectory() as storage:
         for i in range(args.rounds):
+            ceilings.append(ceiling(args, options))
+            print(f"round {i + 1}, the machine's ceiling: two plain 1-thread trainings at once "
+                  f"give {ceilings[-1]:.2f}x one alone", flush=True)
             for nodes in ((1, 2) if i % 2 == 0 else (2, 1)):
                 wall, used, t = one_cluster(nodes, args, data, options, storage,
                                             f"r{i}-{nodes}")
@@ -87,7 +139,9 @@ def main() -> None:
                       f"a trial {t['trial']:.1f} s ({t['train']:.1f} s training); trial slots "
                       f"busy {t['busy']:.0%} of the sweep", flush=True)
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
-    print(f"median trials/hour: 1 node {one:.0f}, 2 nodes {two:.0f}")
+    print(f"median trials/hour: 1 node {one:.0f}, 2 nodes {two:.0f}; the machine's ceiling "
+          f"{statistics.median(ceilings):.2f}x (2 nodes' share of it: "
+          f"{two / one / statistics.median(ceilings):.0%})")
     print(f"RESULT scaling_ratio={two / one:.3f}")
 
 
