@@ -129,8 +129,11 @@ def _best_lines(board: pd.DataFrame, task: str | None) -> list[str]:
     replays = ok[ok["report_model"] == row.id]
     if len(replays):
         first = replays.iloc[0]
-        lines.append(f"  Our replay of it: rank {first['rank']}, {C.VAL_MSE} "
-                     f"{first[C.VAL_MSE]:.4g} after {first['epochs']:.3g} epochs.")
+        # Same architecture, not necessarily the same training (a search may give it BCE).
+        lines.append(f"  Its architecture in our trials: best rank {first['rank']} (trial "
+                     f"{first[C.TRIAL_ID]}, loss {first['loss']}, batch "
+                     f"{first['batch_size']:.0f}), {C.VAL_MSE} {first[C.VAL_MSE]:.4g} after "
+                     f"{first['epochs']:.3g} epochs.")
     return lines
 
 

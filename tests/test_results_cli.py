@@ -52,7 +52,8 @@ def test_cli_on_a_running_partly_failed_sweep(tmp_path: Path) -> None:
     # The study's best text model (0.0015): none of our 4 trials beats it.
     assert "Study's best for text: text/3.3/5" in out and "validation 0.0015" in out
     assert "0 of our 4 trial(s) beat it, so it would rank 1" in out
-    assert "Our replay of it: rank 3" in out
+    assert "Its architecture in our trials: best rank 3 (trial abcde_00000, loss mse, batch 16)" \
+        in out
 
     board = pd.read_csv(sweep / C.LEADERBOARD_FILE)
     assert list(board.columns) == list(LEADERBOARD_COLUMNS)
