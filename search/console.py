@@ -45,6 +45,10 @@ def quiet_libraries(verbose: bool) -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     logging.getLogger("absl").setLevel(logging.ERROR)
+    # Ray says at every local start that it turned token authentication on: nothing to act
+    # on. Its warning that authentication is off stays.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+        lambda record: "Token authentication is enabled" not in record.getMessage())
 
 
 @contextlib.contextmanager
@@ -166,7 +170,10 @@ class Progress:
             parts.append("best: none finished yet")
         timing = f"{duration(self.elapsed())} elapsed"
         fraction = self.fraction()
-        if fraction is not None and 0.02 < fraction < 1:
+        # Counted in trials alone, the estimate assumes every running trial trains to the
+        # end; before ASHA has stopped any, that is several times too long. Wait for one.
+        trials_only = not (b.time_s or b.images)
+        if fraction is not None and 0.02 < fraction < 1 and not (trials_only and not self.done):
             timing += f", ~{duration(self.elapsed() * (1 - fraction) / fraction)} left"
         parts.append(timing)
         return f"{PROGRESS_PREFIX} " + " | ".join(parts)

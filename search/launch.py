@@ -168,9 +168,11 @@ def run_prepared(args: argparse.Namespace, settings: SweepSettings) -> int:
             if args.gpus_per_trial is None:
                 if ray.cluster_resources().get("GPU", 0) > 0:
                     settings = dataclasses.replace(settings, gpus_per_trial=1.0)
-                else:
+                elif _can_grow(address):
                     print("no GPUs in the cluster now: trials run on CPUs (on an autoscaling "
                           "GPU cluster, pass --gpus-per-trial so that GPU workers are started)")
+                else:
+                    print("no GPUs: trials run on CPUs")
             why = unplaceable(ray.nodes(), settings.cpus_per_trial, settings.gpus_per_trial)
             if why and not _can_grow(address):
                 raise SweepError(f"{why}, and this cluster cannot add nodes: its trials would "

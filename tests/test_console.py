@@ -47,6 +47,20 @@ def test_progress_line_counts_to_a_fixed_total_and_estimates_what_is_left():
                                "1m00s elapsed, ~1m40s left")
 
 
+def test_no_estimate_from_trial_counts_before_a_trial_ends():
+    """Running trials count as if they trained to the end; with ASHA most do not, so the
+    first estimates would be several times too long: none is given until a trial ends."""
+    clock = Clock()
+    progress = Progress(Budget(trials=12, max_epochs=3), clock=clock)
+    progress.report("a", result(0.5, 1.0))
+    progress.report("b", result(0.5, 1.0))
+    progress.running = 2
+    clock.now += 30
+    assert progress.line().endswith("| 30s elapsed")
+    progress.finish("a", result(0.02, 1.0), C.Status.TERMINATED)
+    assert "left" in progress.line()
+
+
 def test_budgets_replace_the_trial_total():
     clock = Clock()
     progress = Progress(Budget(time_s=600, images=1000, epoch_size=100), clock=clock)
