@@ -118,10 +118,12 @@ def _best_lines(board: pd.DataFrame, task: str | None) -> list[str]:
     caveat = "" if row.loss == "mse" else (
         f" (the study's figure is its {row.loss} loss, not an MSE)"
     )
-    standing = (
-        f"{beaten} of our {len(ok)} trial(s) beat it, so it would rank {beaten + 1}."
-        if len(ok) else "none of our trials to compare it with yet."
-    )
+    if row.loss != "mse":  # a loss of another kind: counting who "beat" it compares unlikes
+        standing = "not comparable with our val_mse, so not ranked."
+    elif len(ok):
+        standing = f"{beaten} of our {len(ok)} trial(s) beat it, so it would rank {beaten + 1}."
+    else:
+        standing = "none of our trials to compare it with yet."
     lines.append(
         f"Study's best for {task}: {row.id} {row.layers}, validation {row.val:g}{caveat}; "
         + standing

@@ -85,6 +85,7 @@ def test_cli_on_a_finished_sweep_says_nothing_is_running(
     assert "still running" not in out and "failed" not in out
     # mnist's best study row is a BCE figure: the summary says so rather than compare blindly.
     assert "mnist/1.2/2" in out and "bce loss, not an MSE" in out
+    assert "not comparable with our val_mse, so not ranked" in out and "would rank" not in out
     assert (sweep / C.LEADERBOARD_FILE).is_file()  # leaderboards always go in the sweep dir
     assert (out_dir / C.TABLES_DIR / "importance.csv").is_file()
     assert not (out_dir / C.PLOTS_DIR / "reconstructions.png").exists()  # no best/ here
