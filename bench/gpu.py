@@ -36,7 +36,6 @@ MNIST_ROW, TEXT_ROW = "mnist-denoise/2.2/3", "text/3.3/5"
 # The MNIST row collapses under MSE (its sigmoid output sticks at 0, and the trial stops at its
 # first report), so it trains with binary cross-entropy here, as the default space does.
 LOSS = {MNIST_ROW: "bce", TEXT_ROW: "mse"}
-POLICY = ["float32"]  # --dtype-policy
 
 
 def load(task: str, args: argparse.Namespace) -> Any:
@@ -47,25 +46,26 @@ def load(task: str, args: argparse.Namespace) -> Any:
                                        val_subset=subset and max(1, subset // 4)))
 
 
-def fresh(keras: Any) -> None:
-    """A cleared session (which also resets the dtype policy) with the chosen policy."""
+def fresh(keras: Any, policy: str) -> None:
+    """A cleared session (which also resets the dtype policy) with `policy`."""
     keras.backend.clear_session()
-    keras.mixed_precision.set_dtype_policy(POLICY[0])
+    keras.mixed_precision.set_dtype_policy(policy)
 
 
-def trial_epochs(row_id: str, data: Any, epochs: int) -> list[dict[str, Any]]:
+def trial_epochs(row_id: str, data: Any, epochs: int,
+                 policy: str = "float32") -> list[dict[str, Any]]:
     """One report per epoch of a fresh trial of the row."""
     import keras
 
     from search.trial import Trial
     from spaces import report
 
-    fresh(keras)
+    fresh(keras, policy)
     config = report.row(row_id).config.replace(epochs=epochs, loss=LOSS[row_id])
     return list(Trial(config, data, seed=0).reports())
 
 
-def plain_epochs(row_id: str, data: Any, epochs: int) -> list[float]:
+def plain_epochs(row_id: str, data: Any, epochs: int, policy: str = "float32") -> list[float]:
     """Seconds of each epoch of `model.fit` on a fresh model (training only)."""
     import keras
 
@@ -73,7 +73,7 @@ def plain_epochs(row_id: str, data: Any, epochs: int) -> list[float]:
     from spaces import report
 
     config = report.row(row_id).config.replace(loss=LOSS[row_id])
-    fresh(keras)
+    fresh(keras, policy)
     keras.utils.set_random_seed(0)
     model = build_model(config, data.input_shape)
     x, y = data.training_groups(0)[0]
@@ -141,7 +141,6 @@ def main() -> None:
     from spaces import constants as C
 
     configure_backend(1.0, 1.0)
-    POLICY[0] = args.dtype_policy
     print(f"Keras {keras.__version__}, backend {keras.backend.backend()}, dtype policy "
           f"{args.dtype_policy}", flush=True)
     if keras.backend.backend() == "jax":
@@ -151,9 +150,9 @@ def main() -> None:
     rate = None
     if "mnist" in args.cases:
         data = load("mnist-denoise", args)
-        reports = trial_epochs(MNIST_ROW, data, args.epochs)
+        reports = trial_epochs(MNIST_ROW, data, args.epochs, args.dtype_policy)
         seconds = [r[C.EPOCH_SECONDS] for r in reports]
-        plain = plain_epochs(MNIST_ROW, data, args.epochs)
+        plain = plain_epochs(MNIST_ROW, data, args.epochs, args.dtype_policy)
         rate, base = data.epoch_size / later(seconds), data.epoch_size / later(plain)
         print(f"mnist {MNIST_ROW} ({reports[0][C.PARAMS]:,} parameters), {data.epoch_size:,} "
               f"images an epoch, batch 128, bce:\n"
@@ -164,7 +163,7 @@ def main() -> None:
               f"{later([r[C.VAL_SECONDS] for r in reports]):.2f} s", flush=True)
     if "text" in args.cases:
         data = load("text", args)
-        reports = trial_epochs(TEXT_ROW, data, args.epochs)
+        reports = trial_epochs(TEXT_ROW, data, args.epochs, args.dtype_policy)
         seconds = [r[C.EPOCH_SECONDS] for r in reports]
         print(f"text {TEXT_ROW} on {data.epoch_size} whole pages (native sizes), batch 16:\n"
               f"  epochs {', '.join(f'{s:.2f}' for s in seconds)} s: {later(seconds):.2f} s an "

@@ -114,13 +114,13 @@ def _best_lines(board: pd.DataFrame, task: str | None) -> list[str]:
     row = study_best(task) if task else None
     if row is None:
         return lines
-    beaten = int((ok[C.VAL_MSE] < row.val).sum())
     caveat = "" if row.loss == "mse" else (
         f" (the study's figure is its {row.loss} loss, not an MSE)"
     )
     if row.loss != "mse":  # a loss of another kind: counting who "beat" it compares unlikes
         standing = "not comparable with our val_mse, so not ranked."
     elif len(ok):
+        beaten = int((ok[C.VAL_MSE] < row.val).sum())
         standing = f"{beaten} of our {len(ok)} trial(s) beat it, so it would rank {beaten + 1}."
     else:
         standing = "none of our trials to compare it with yet."

@@ -28,8 +28,9 @@ def write_best(checkpoint: Path, model: Any, data: TaskData, metrics: dict[str, 
     """Copy a trial checkpoint (model, config, notation, reconstructions) and add metrics.
 
     With `model` None, the checkpoint's own reconstructions are kept (`Trial.save` writes
-    them), so a sweep's driver exports its best without importing TensorFlow; with a model,
-    they are computed from it. Written into a fresh hidden folder next to `best_dir` and
+    them), so a sweep's driver exports its best without importing TensorFlow; an older
+    checkpoint without them has its model loaded (TensorFlow then) to compute them, as they
+    are computed from a `model` given. Written into a fresh hidden folder next to `best_dir` and
     swapped in by renames, so readers never see half an export and a crash leaves the previous
     best/ (or, between the two renames, its copy `.best-old-*`). Only a best/ that holds
     nothing but an export's files is ever replaced: anything else there was not written by
@@ -53,8 +54,11 @@ def write_best(checkpoint: Path, model: Any, data: TaskData, metrics: dict[str, 
             np.savez_compressed(tmp / C.RECONSTRUCTIONS_FILE, **arrays)  # type: ignore[arg-type]
         elif (checkpoint / C.RECONSTRUCTIONS_FILE).is_file():
             shutil.copy2(checkpoint / C.RECONSTRUCTIONS_FILE, tmp / C.RECONSTRUCTIONS_FILE)
-        else:
-            raise ExportError(f"{checkpoint} has no {C.RECONSTRUCTIONS_FILE}: pass the model")
+        else:  # an older checkpoint: its model makes them
+            from search.models import load_model
+
+            arrays = reconstructions(load_model(checkpoint / C.MODEL_FILE), data)
+            np.savez_compressed(tmp / C.RECONSTRUCTIONS_FILE, **arrays)  # type: ignore[arg-type]
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide it from other readers
         _swap_in(tmp, best_dir)
     except BaseException:
@@ -135,12 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         options = DataOptions(**meta.get("data", {}))
         checkpoint, metrics, trial_id = best_checkpoint(sweep_dir)
         data = load_task(str(meta["task"]), options)
-        model = None
-        if not (checkpoint / C.RECONSTRUCTIONS_FILE).is_file():  # an older checkpoint
-            from search.models import load_model  # imports TensorFlow: only when needed
-
-            model = load_model(checkpoint / C.MODEL_FILE)
-        target = write_best(checkpoint, model, data, metrics, sweep_dir / C.BEST_DIR,
+        target = write_best(checkpoint, None, data, metrics, sweep_dir / C.BEST_DIR,
                             trial_id=trial_id)
     except (UserError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)

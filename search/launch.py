@@ -165,16 +165,17 @@ def run_prepared(args: argparse.Namespace, settings: SweepSettings) -> int:
         if patches:
             print(patches)
         try:
+            can_grow = _can_grow(address)
             if args.gpus_per_trial is None:
                 if ray.cluster_resources().get("GPU", 0) > 0:
                     settings = dataclasses.replace(settings, gpus_per_trial=1.0)
-                elif _can_grow(address):
+                elif can_grow:
                     print("no GPUs in the cluster now: trials run on CPUs (on an autoscaling "
                           "GPU cluster, pass --gpus-per-trial so that GPU workers are started)")
                 else:
                     print("no GPUs: trials run on CPUs")
             why = unplaceable(ray.nodes(), settings.cpus_per_trial, settings.gpus_per_trial)
-            if why and not _can_grow(address):
+            if why and not can_grow:
                 raise SweepError(f"{why}, and this cluster cannot add nodes: its trials would "
                                  f"wait forever")
             if why:
@@ -234,12 +235,7 @@ def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
         with best.checkpoint.as_directory() as checkpoint:
             try:
                 # Trials save reconstructions with each checkpoint: then no TensorFlow here.
-                model = None
-                if not (Path(checkpoint) / C.RECONSTRUCTIONS_FILE).is_file():
-                    from search.models import load_model
-
-                    model = load_model(Path(checkpoint) / C.MODEL_FILE)
-                target = write_best(Path(checkpoint), model, data, m,
+                target = write_best(Path(checkpoint), None, data, m,
                                     experiment_dir / C.BEST_DIR, trial_id=m.get(C.TRIAL_ID))
             except Exception as exc:  # noqa: BLE001 - the sweep is done; say where its best is
                 raise ExportError(

@@ -47,3 +47,20 @@ def test_refit_is_refused_for_mnist(capsys):
         main(["--task", "mnist", "--space", "study-axes", "--refit", "--address", "local"])
     assert exit_info.value.code == 2
     assert "--refit" in capsys.readouterr().err
+
+
+def test_a_checkpoint_without_reconstructions_is_exported_from_its_model(pages, tmp_path):
+    """Checkpoints written before trials saved reconstructions: write_best loads the model and
+    makes them, so every caller can pass no model."""
+    from search.export import write_best
+    from search.trial import Trial
+
+    config = ModelConfig(task="text", filters=(2,), epochs=1, batch_size=4)
+    trial = Trial(config, pages, seed=0)
+    checkpoint = tmp_path / "checkpoint"
+    trial.save(checkpoint, {C.VAL_MSE: 0.5})
+    (checkpoint / C.RECONSTRUCTIONS_FILE).unlink()
+    best = write_best(checkpoint, None, pages, {C.VAL_MSE: 0.5}, tmp_path / C.BEST_DIR)
+    sheet = np.load(best / C.RECONSTRUCTIONS_FILE)
+    assert sheet["outputs_0"].shape == sheet["targets_0"].shape
+    assert json.loads((best / C.METRICS_FILE).read_text())[C.VAL_MSE] == 0.5

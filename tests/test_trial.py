@@ -171,4 +171,3 @@ def test_configure_backend_lets_jax_trials_share_a_gpu(monkeypatch, gpus, expect
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     configure_backend(1.0, gpus)
     assert os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE") == expected
-
