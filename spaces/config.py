@@ -220,8 +220,10 @@ class ModelConfig:
                               f"{type(data).__name__}")
         data = {**data, **overrides}
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(shown(key) if not isinstance(key, str) else key
-                         for key in data if key not in known)
+        # Plain names as they are; anything a reader could not see (empty, blank, newlines,
+        # control characters) or that is no string at all, as its repr.
+        unknown = sorted(key if isinstance(key, str) and key.isprintable() and key.strip()
+                         else shown(key) for key in data if key not in known)
         if unknown:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
         return cls(**data)
