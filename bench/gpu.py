@@ -46,12 +46,6 @@ def load(task: str, args: argparse.Namespace) -> Any:
                                        val_subset=subset and max(1, subset // 4)))
 
 
-def fresh(keras: Any, policy: str) -> None:
-    """A cleared session (which also resets the dtype policy) with `policy`."""
-    keras.backend.clear_session()
-    keras.mixed_precision.set_dtype_policy(policy)
-
-
 def trial_epochs(row_id: str, data: Any, epochs: int,
                  policy: str = "float32") -> list[dict[str, Any]]:
     """One report per epoch of a fresh trial of the row."""
@@ -60,9 +54,9 @@ def trial_epochs(row_id: str, data: Any, epochs: int,
     from search.trial import Trial
     from spaces import report
 
-    fresh(keras, policy)
+    keras.backend.clear_session()
     config = report.row(row_id).config.replace(epochs=epochs, loss=LOSS[row_id])
-    return list(Trial(config, data, seed=0).reports())
+    return list(Trial(config, data, seed=0, precision=policy).reports())
 
 
 def plain_epochs(row_id: str, data: Any, epochs: int, policy: str = "float32") -> list[float]:
@@ -73,9 +67,9 @@ def plain_epochs(row_id: str, data: Any, epochs: int, policy: str = "float32") -
     from spaces import report
 
     config = report.row(row_id).config.replace(loss=LOSS[row_id])
-    fresh(keras, policy)
+    keras.backend.clear_session()
     keras.utils.set_random_seed(0)
-    model = build_model(config, data.input_shape)
+    model = build_model(config, data.input_shape, precision=policy)
     x, y = data.training_groups(0)[0]
     seconds = []
     for _ in range(epochs):

@@ -3,11 +3,14 @@
     python bench/throughput.py [--rounds 3] [--data-dir DIR]
 
 Per case (MNIST images; 96x96 text patches), in one process with the same threads, for
-`--rounds` rounds alternating which goes first: a fresh model of the same config and seed
-trains one epoch (a) with `model.fit(x, y, batch_size, epochs=1, shuffle=True)` and (b) as a
-trial, whose `epoch_seconds` count only its training (not its validation). Prints images/s
-for each, their medians and ratio per case, and last
-  RESULT throughput_ratio=<the smaller of the cases' median trial / plain>  (target >= 1.0)
+`--rounds` rounds, the arms' order turning each round: a fresh model of the same config and
+seed trains one epoch (a) with `model.fit(x, y, batch_size, epochs=1, shuffle=True)` in
+Keras' default float32, (b) as a trial in float32, and (c) as a trial in the precision a
+sweep's trial picks here (`--precision auto`: mixed_bfloat16 on CPUs with AMX, else float32).
+A trial's `epoch_seconds` count only its training (not its validation). Prints images/s for
+each arm, the medians' ratios per case (b/a: the trial's own cost; c/a: what a sweep gets),
+and last
+  RESULT throughput_ratio=<the smaller of the cases' median (c) / (a)>  (target >= 1.0)
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def plain(config: Any, data: Any) -> float:
     return data.epoch_size / (time.perf_counter() - start)
 
 
-def trial(config: Any, data: Any) -> float:
+def trial(config: Any, data: Any, precision: str = "float32") -> float:
     """Images/s of one epoch inside a trial, from its own training seconds."""
     import keras
 
@@ -48,7 +51,8 @@ def trial(config: Any, data: Any) -> float:
     from spaces import constants as C
 
     keras.backend.clear_session()
-    reports = list(Trial(config, data, seed=0, report_images=data.epoch_size).reports())
+    reports = list(Trial(config, data, seed=0, report_images=data.epoch_size,
+                         precision=precision).reports())
     return data.epoch_size / sum(r[C.EPOCH_SECONDS] for r in reports)
 
 
@@ -60,8 +64,13 @@ def main() -> None:
     args = parser.parse_args()
 
     from search.data import DataOptions, load_task
+    from search.precision import resolve
     from spaces import report
 
+    picked = resolve("auto")
+    arms = {"plain": plain, "trial": trial,
+            f"trial {picked}": lambda config, data: trial(config, data, picked)}
+    print(f"a sweep's trials train in {picked} on this machine (--precision auto)")
     ratios = []
     for case in args.cases:
         task, row_id, options = CASES[case]
@@ -69,16 +78,18 @@ def main() -> None:
         config = report.row(row_id).config.replace(epochs=1)
         n = data.epoch_size
 
-        rates: dict[str, list[float]] = {"plain": [], "trial": []}
+        rates: dict[str, list[float]] = {arm: [] for arm in arms}
+        order = list(arms)
         for i in range(args.rounds):
-            for arm, run in (("plain", plain), ("trial", trial))[:: 1 if i % 2 == 0 else -1]:
-                rates[arm].append(run(config, data))
-        a, b = statistics.median(rates["plain"]), statistics.median(rates["trial"])
-        ratios.append(b / a)
+            for arm in order[i % len(order):] + order[: i % len(order)]:
+                rates[arm].append(arms[arm](config, data))
+        a, b, c = (statistics.median(rates[arm]) for arm in order)
+        ratios.append(c / a)
         print(f"{case}: {config.batch_size}-image batches of {row_id}, {n} examples an epoch")
         for arm, values in rates.items():
-            print(f"  {arm:>5}: {', '.join(f'{v:.1f}' for v in values)} images/s")
-        print(f"  median trial / plain: {b:.1f} / {a:.1f} = {b / a:.3f}", flush=True)
+            print(f"  {arm:>22}: {', '.join(f'{v:.1f}' for v in values)} images/s")
+        print(f"  median trial / plain: {b:.1f} / {a:.1f} = {b / a:.3f}")
+        print(f"  median {order[2]} / plain: {c:.1f} / {a:.1f} = {c / a:.3f}", flush=True)
     print(f"RESULT throughput_ratio={min(ratios):.3f}")
 
 

@@ -36,7 +36,7 @@ LEADERBOARD_COLUMNS = (
     "rank", C.TRIAL_ID, "status", "task", "family", "notation", "conv_layers", "filters",
     "kernel", "pool_upsample", "skip", "dropout", "batchnorm", "dense_widths", "loss", "lr",
     "batch_size", "epochs", C.IMAGES, C.PARAMS, C.TRAIN_LOSS, C.VAL_LOSS, C.TRAIN_MSE,
-    C.VAL_MSE, C.VAL_RMSE, C.SECONDS, C.NODE, "report_model", "report_val", C.REASON,
+    C.VAL_MSE, C.VAL_RMSE, C.SECONDS, C.PRECISION, C.NODE, "report_model", "report_val", C.REASON,
 )
 COLUMNS = list(LEADERBOARD_COLUMNS)
 CURVE_METRICS = (*C.METRICS, C.PARAMS, C.EPOCH_SECONDS, C.SECONDS, C.NODE)
@@ -151,6 +151,7 @@ def trial_record(
         "target_epochs": target,
         **{m: last.get(m) for m in (C.PARAMS, *C.METRICS)},
         C.SECONDS: seconds,
+        C.PRECISION: last.get(C.PRECISION),
         C.NODE: last.get(C.NODE),
         **_study_columns(params, config),
         "error": error,

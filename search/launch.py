@@ -112,6 +112,7 @@ def settings_from(args: argparse.Namespace):
         report_images=args.report_images,
         budget_epochs=args.budget_epochs,
         time_budget_s=args.time_budget,
+        precision=args.precision,
     )
 
 

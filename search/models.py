@@ -15,6 +15,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+from search.precision import FLOAT32, OUTPUT_DTYPE, dtype_policy
 from spaces.config import (
     SKIP_INPUT,
     ConfigError,
@@ -87,8 +88,9 @@ def _conv(config: ModelConfig, inputs: Any) -> Any:
             x = layers.UpSampling2D(2)(x)
         if spec["skip_from"] is not None:
             x = layers.Concatenate(axis=-1)([x, kept[spec["skip_from"]]])
-    x = layers.Conv2D(1, config.kernel, activation="sigmoid", padding="same")(x)
-    return CropTo()([x, inputs]) if config.pool else x
+    x = layers.Conv2D(1, config.kernel, activation="sigmoid", padding="same",
+                      dtype=OUTPUT_DTYPE)(x)
+    return CropTo(dtype=OUTPUT_DTYPE)([x, inputs]) if config.pool else x
 
 
 def _dense(config: ModelConfig, inputs: Any, height: int | None, width: int | None) -> Any:
@@ -105,25 +107,29 @@ def _dense(config: ModelConfig, inputs: Any, height: int | None, width: int | No
     x = layers.Flatten()(inputs)
     for spec in dense_layout(config):
         activation = "sigmoid" if spec["output"] else "relu"
-        x = layers.Dense(spec["width"], activation=activation)(x)
+        dtype = OUTPUT_DTYPE if spec["output"] else None
+        x = layers.Dense(spec["width"], activation=activation, dtype=dtype)(x)
         if spec["batchnorm"]:
             x = layers.BatchNormalization()(x)
         if spec["dropout"]:
             x = layers.Dropout(config.dropout_rate)(x)
-    return layers.Reshape((height, width, 1))(x)
+    return layers.Reshape((height, width, 1), dtype=OUTPUT_DTYPE)(x)
 
 
 FAMILIES = {"conv": lambda config, inputs, h, w: _conv(config, inputs), "dense": _dense}
 
 
 def build_model(
-    config: ModelConfig, input_shape: tuple[int | None, int | None], *, compile: bool = True
+    config: ModelConfig, input_shape: tuple[int | None, int | None], *, compile: bool = True,
+    precision: str = FLOAT32,
 ) -> keras.Model:
-    """The autoencoder for `config` on greyscale images of `input_shape` (None = any size)."""
+    """The autoencoder for `config` on greyscale images of `input_shape` (None = any size),
+    its layers computing in `precision` (a Keras dtype policy; the output in float32)."""
     height, width = input_shape
-    inputs = keras.Input(shape=(height, width, 1), name="image")
-    outputs = FAMILIES[config.family](config, inputs, height, width)
-    model = keras.Model(inputs, outputs, name=f"{config.family}_autoencoder")
+    with dtype_policy(precision):
+        inputs = keras.Input(shape=(height, width, 1), name="image")
+        outputs = FAMILIES[config.family](config, inputs, height, width)
+        model = keras.Model(inputs, outputs, name=f"{config.family}_autoencoder")
     if compile:
         model.compile(
             optimizer=OPTIMIZERS[config.optimizer](learning_rate=config.lr),

@@ -23,3 +23,4 @@ class TrialSettings:
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
     seed: int = 0  # the sweep's seed; repeats of a grid point add their number to it
     report_images: int | None = None  # training examples between reports (None: an epoch)
+    precision: str = "auto"  # search.precision: decided where each trial runs

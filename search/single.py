@@ -156,13 +156,14 @@ def train_single(args: argparse.Namespace, config: ModelConfig, best: Path, *,
     """Load the data, train `config`, print each report and export it to `best`."""
     from search.console import quiet_native_stderr
     from search.export import write_best
+    from search.precision import resolve
     from search.trial import Trial, configure_backend
 
     run_dir = best.parent
     with quiet_native_stderr(run_dir / "stderr.log", verbose):  # TensorFlow's start-up lines
         configure_backend(args.cpus_per_trial)
     data = load_task(args.task, DataOptions.from_args(args))
-    trial = Trial(config, data, seed=args.seed)
+    trial = Trial(config, data, seed=args.seed, precision=resolve(args.precision))
     print(f"{trial.notation}  ({config.family}, loss {config.loss}, lr {config.lr:g}, "
           f"batch {config.batch_size}, {config.epochs} epochs)")
     print(f"parameters: {trial.params:,}   training examples: {data.n_train:,}")

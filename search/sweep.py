@@ -29,6 +29,7 @@ from results.sweepdir import read_status
 from search.console import Budget
 from search.data import DataOptions, TaskData
 from search.fidelity import BudgetStopper, FidelityOptunaSearch, WarmStartASHA
+from search.precision import PRECISIONS
 from search.progress import INTERRUPTED, SweepCallback, quiet_ray_console, watch_interrupts
 from search.settings import TrialSettings
 from search.trainable import train_autoencoder
@@ -70,6 +71,7 @@ class SweepSettings:
     budget_epochs: float | None = None  # stop the sweep after this many trial-epochs in all
     time_budget_s: float | None = None  # stop the sweep after this many seconds
     epoch_size: int | None = None  # training examples per epoch: filled in from the data
+    precision: str = "auto"  # search.precision.PRECISIONS; auto: bfloat16 where native
 
     def __post_init__(self) -> None:
         bounds = spaces.task_bounds(self.task)  # ConfigError naming the valid tasks
@@ -120,7 +122,7 @@ class SweepSettings:
             max_epochs=self.epoch_budget, max_params=self.max_params,
             max_activation_mb=self.max_activation_mb, guard_shape=self.guard_shape,
             checkpoint_every=self.checkpoint_every, seed=self.seed,
-            report_images=self.report_images,
+            report_images=self.report_images, precision=self.precision,
         )
 
 
@@ -250,6 +252,8 @@ def validate(settings: SweepSettings) -> None:
             raise SweepError(f"{flag} must be a positive number, got {budget}")
     if settings.cpus_per_trial <= 0 or settings.gpus_per_trial < 0:
         raise SweepError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    if settings.precision not in PRECISIONS:
+        raise SweepError(f"--precision takes {', '.join(PRECISIONS)}, got {settings.precision!r}")
     if settings.warm_start not in (None, "report"):
         raise SweepError("--warm-start takes only 'report'")
     if settings.rows and settings.space != "report":

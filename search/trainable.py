@@ -17,6 +17,7 @@ import ray
 from ray import tune
 
 from search.data import TaskData
+from search.precision import resolve
 from search.settings import TrialSettings
 from search.trial import Trial, configure_backend
 from spaces import constants as C
@@ -140,6 +141,7 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
                   f"{checkpoint.path} ({type(exc).__name__}: {exc}); trying an older one")
     if trial is None:
         trial = Trial(model, data, report_images=report_images,
+                      precision=resolve(settings.precision, resources.get("GPU")),
                       seed=trial_seed(settings.seed, tune.get_context().get_trial_id()))
     elif trial.images >= trial.total_images or C.VERDICT in last_metrics:
         # Finished before the driver recorded it: report its final metrics again, train

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from search.data import TaskData
+from search.precision import FLOAT32
+from search.precision import of_model as precision_of
 from spaces import constants as C
 from spaces.config import ModelConfig
 from spaces.guard import EVAL_PAGES
@@ -188,7 +190,8 @@ class Trial:
 
     def __init__(self, config: ModelConfig, data: TaskData, *, seed: int = 0,
                  model: Any = None, images: int = 0, seconds: float = 0.0,
-                 eval_batch_size: int | None = None, report_images: int | None = None) -> None:
+                 eval_batch_size: int | None = None, report_images: int | None = None,
+                 precision: str = FLOAT32) -> None:
         import keras
 
         from search.models import build_model
@@ -206,8 +209,9 @@ class Trial:
             config.batch_size if data.val_names == () else EVAL_PAGES)
         if model is None:
             keras.utils.set_random_seed(seed)
-            model = build_model(config, data.input_shape)
+            model = build_model(config, data.input_shape, precision=precision)
         self.model = model
+        self.precision = precision_of(model)  # a resumed model keeps the one it had
         self.params = int(model.count_params())
         self.notation = describe(config)
         self._order: tuple[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
@@ -281,6 +285,7 @@ class Trial:
                 C.SECONDS: self.seconds,
                 C.VAL_SECONDS: val_seconds,
                 C.NOTATION: self.notation,
+                C.PRECISION: self.precision,
             }
             status, reason = health(metrics, self.baselines,
                                     steps=self.images / self.config.batch_size)

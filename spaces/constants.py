@@ -32,6 +32,7 @@ REASON = "reason"  # why, in words
 EPOCH_SECONDS = "epoch_seconds"
 SECONDS = "seconds"  # training seconds so far, summed over epochs
 NODE = "node"  # Ray node id of the worker that ran the epoch
+PRECISION = "precision"  # the Keras dtype policy the trial trained in (float32, mixed_bfloat16)
 # Where a trial's wall time went (bench/overhead.py reads them): this report's validation and
 # checkpoint write, and, once per trial, importing Keras (only a worker's first trial pays it),
 # the rest of its setup (session, guard, model build or resume), and when it began (unix time).
