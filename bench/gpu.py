@@ -13,6 +13,11 @@ epoch includes compiling, so figures are the median of the later epochs:
   shared: two trial processes at once on the same GPU, as Ray runs two trials given
       `--gpus-per-trial 0.5` (each sets memory growth through `configure_backend`), against one
       alone: their summed images/s over one process's.
+  ray: the framework's own placement, end to end: the same sweep (`--ray-trials` repeats of
+      `mnist/1.2/2`, 2 epochs, precision auto) on the embedded Ray, its trials given the whole
+      GPU, then a quarter of it (`--gpus-per-trial 0.25`): trials/hour, how many trials ran at
+      once, and their training images/s. Ray is told of one GPU (so on a CPU machine this
+      case checks the plumbing only, its trials training on the CPU).
 Prints the figures, then
   RESULT gpu_mnist_images_per_s=<trial images/s>
 Runs on TensorFlow or on Keras' JAX backend (`KERAS_BACKEND=jax`), whichever is installed.
@@ -112,14 +117,74 @@ def shared(args: argparse.Namespace, processes: int, gpus: float) -> list[float]
     return out
 
 
+RAY_ROW = "mnist/1.2/2"  # 6L,16F 3x3, BCE: the mnist task's rows replay healthy
+
+
+def peak_overlap(spans: list[tuple[float, float]]) -> int:
+    """The most intervals (start, end) open at one time."""
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    peak = now = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def ray_sweeps(args: argparse.Namespace, shares: tuple[float, ...] = (1.0, 0.25)) -> None:
+    """One sweep per GPU share on one embedded Ray: trials/hour, trials at once, images/s."""
+    import tempfile
+
+    import ray
+
+    from search.data import DataOptions, load_task
+    from search.sweep import SweepSettings, run_sweep
+    from spaces import constants as C
+
+    subset = args.subset
+    options = DataOptions(data_dir=args.data_dir, subset=subset,
+                          val_subset=subset and max(1, subset // 4))
+    data = load_task("mnist", options)
+    ray.init(num_gpus=1, include_dashboard=False, log_to_driver=False)
+    rates = {}
+    try:
+        with tempfile.TemporaryDirectory() as storage:
+            for share in shares:
+                settings = SweepSettings(
+                    task="mnist", space="report", search="grid", scheduler="fifo",
+                    rows=(RAY_ROW,), num_samples=args.ray_trials, max_epochs=2,
+                    cpus_per_trial=1.0, gpus_per_trial=share, storage=storage,
+                    name=f"gpu-{share:g}", data=options)
+                start = time.perf_counter()
+                results, _ = run_sweep(settings, data)
+                wall = time.perf_counter() - start
+                metrics = [r.metrics for r in results if r.error is None and r.metrics]
+                if len(metrics) < args.ray_trials:
+                    raise SystemExit(f"{args.ray_trials - len(metrics)} trial(s) failed at "
+                                     f"--gpus-per-trial {share:g}")
+                spans = [(m[C.STARTED_AT], m[C.STARTED_AT] + m["time_total_s"])
+                         for m in metrics]
+                speed = statistics.median(m[C.IMAGES] / m[C.SECONDS] for m in metrics)
+                rates[share] = len(metrics) / wall * 3600
+                print(f"ray sweep, {len(metrics)} trials of {RAY_ROW} ({metrics[0][C.PRECISION]}"
+                      f"), {share:g} GPU each: {wall:.1f} s, {rates[share]:.0f} trials/hour; "
+                      f"at most {peak_overlap(spans)} trials at once; a trial's training "
+                      f"{speed:,.0f} images/s", flush=True)
+    finally:
+        ray.shutdown()
+    gain = rates[shares[-1]] / rates[shares[0]]
+    print(f"ray sweep: {shares[-1]:g} GPU a trial gives {gain:.2f}x the trials/hour of "
+          f"{shares[0]:g}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("SEARCH_DATA_DIR"))
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--subset", type=int, help="MNIST images (text pages: 1/64th), for a "
                                                    "quick check on a CPU")
-    parser.add_argument("--cases", nargs="+", choices=("mnist", "text", "shared"),
+    parser.add_argument("--cases", nargs="+", choices=("mnist", "text", "shared", "ray"),
                         default=["mnist", "text", "shared"])
+    parser.add_argument("--ray-trials", type=int, default=8, help="trials per sweep (`ray`)")
     parser.add_argument("--dtype-policy", default="float32",
                         help="Keras dtype policy, e.g. mixed_bfloat16 (not for `shared`)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -170,6 +235,8 @@ def main() -> None:
         print(f"shared GPU: one trial process {alone[0]:,.0f} images/s; two at once (0.5 GPU "
               f"each) {' + '.join(f'{r:,.0f}' for r in pair)} = {sum(pair):,.0f} images/s: "
               f"{sum(pair) / alone[0]:.2f}x", flush=True)
+    if "ray" in args.cases:
+        ray_sweeps(args)
     if rate is not None:
         print(f"RESULT gpu_mnist_images_per_s={rate:.0f}")
 

@@ -1,6 +1,6 @@
 """Trials per hour on a 1-node against a 2-node local Ray cluster, the same CPUs per node.
 
-    python bench/scaling.py [--cpus-per-node 1] [--trials 6] [--rounds 3] [--data-dir DIR]
+    python bench/scaling.py [--cpus-per-node 1] [--trials 6] [--rounds 3] [--pin] [--data-dir DIR]
 
 Each round starts a private cluster (`ray.cluster_utils.Cluster`: its own processes, ports
 and temp dir, shut down by its handle; never `ray stop`) with one node, then one with two
@@ -10,15 +10,19 @@ nodes (the order alternates between rounds), and runs the same sweep in this pro
 the Tuner's start to its end (the cluster's start is not counted). Each round also measures
 the machine's own ceiling: the row trained by plain Keras in two 1-thread processes at once
 against one alone (two local "nodes" share this machine's cores, caches and memory
-bandwidth; real nodes do not). Prints each round (with a trial's mean time in Ray and in
-training, and how busy the trial slots were: time lost between trials against time lost
-inside them), the medians, and last
+bandwidth; real nodes do not). With `--pin` (Linux; for machines of many cores), each node's
+processes, and each ceiling process, are pinned to cores of their own, as on separate machines:
+this also bounds backends that size their thread pools to the cores they may run on (Keras'
+JAX backend on CPUs) rather than to a trial's CPUs. Prints each round (with a trial's mean
+time in Ray and in training, and how busy the trial slots were: time lost between trials
+against time lost inside them), the medians, and last
   RESULT scaling_ratio=<median 2-node trials/hour / median 1-node>  (target >= 1.8)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -33,17 +37,49 @@ from search.sweep import SweepSettings, run_sweep
 from spaces import constants as C
 
 
+def cores_of(index: int, width: int, pin: bool) -> set[int] | None:
+    """The cores that node (or ceiling process) `index` runs on with --pin; None: any."""
+    if not pin:
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if (index + 1) * width > len(cores):
+        raise SystemExit(f"--pin needs {(index + 1) * width} cores, this machine has {len(cores)}")
+    return set(cores[index * width:(index + 1) * width])
+
+
+@contextlib.contextmanager
+def pinned(cores: set[int] | None):
+    """Processes started inside (a node's raylet and the workers it forks later) inherit
+    `cores` as their CPU affinity; this process gets its own back after."""
+    if cores is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def one_cluster(nodes: int, args: argparse.Namespace, data, options: DataOptions,
                 storage: str, name: str) -> tuple[float, set[str], dict[str, float]]:
     import ray
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True,
-                      head_node_args={"num_cpus": args.cpus_per_node, "include_dashboard": False})
+    with pinned(cores_of(0, args.cpus_per_node, args.pin)):
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": args.cpus_per_node, "num_gpus": 0, "include_dashboard": False})
     try:
-        for _ in range(nodes - 1):
-            cluster.add_node(num_cpus=args.cpus_per_node)
+        for i in range(1, nodes):
+            with pinned(cores_of(i, args.cpus_per_node, args.pin)):
+                cluster.add_node(num_cpus=args.cpus_per_node, num_gpus=0)
         cluster.wait_for_nodes()
+        if args.pin:  # what the nodes' raylets (and so their workers) may run on
+            raylets = [n.all_processes["raylet"][0].process.pid
+                       for n in (cluster.head_node, *cluster.worker_nodes)]
+            print(f"{nodes} node(s) pinned: raylet cores "
+                  f"{[sorted(os.sched_getaffinity(pid)) for pid in raylets]}", flush=True)
         ray.init(address=cluster.address, log_to_driver=False)
         settings = SweepSettings(task=args.task, space="report", search="grid",
                                  scheduler="fifo", rows=(args.row,), num_samples=args.trials,
@@ -92,9 +128,12 @@ def ceiling(args: argparse.Namespace, options: DataOptions) -> float:
                        "options": dataclasses.asdict(options)})
 
     def run(n: int) -> list[float]:
-        procs = [subprocess.Popen([sys.executable, __file__, "--plain-worker", spec],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-                 for _ in range(n)]
+        procs = []
+        for i in range(n):
+            with pinned(cores_of(i, 1, args.pin)):
+                procs.append(subprocess.Popen(
+                    [sys.executable, __file__, "--plain-worker", spec],
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
         return [float(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
 
     alone = run(1)[0]
@@ -112,6 +151,8 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=1500)
     parser.add_argument("--val-subset", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pin", action="store_true",
+                        help="pin each node to cores of its own (Linux)")
     parser.add_argument("--data-dir", default=os.environ.get("SEARCH_DATA_DIR"))
     parser.add_argument("--plain-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -122,7 +163,8 @@ def main() -> None:
     data = load_task(args.task, options)
     print(f"{args.trials} trials of {args.row}, {args.epochs} epoch(s) on {args.subset} "
           f"images; {args.cpus_per_node} CPU(s) per node, 1 CPU per trial; "
-          f"{len(os.sched_getaffinity(0))} cores here", flush=True)
+          f"{len(os.sched_getaffinity(0))} cores here"
+          f"{'; each node pinned to cores of its own' if args.pin else ''}", flush=True)
     rates: dict[int, list[float]] = {1: [], 2: []}
     ceilings = []
     with tempfile.TemporaryDirectory() as storage:

@@ -122,9 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fractions allowed; default 1 if the cluster has GPUs, else 0")
     g.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
     g.add_argument("--precision", choices=PRECISIONS, default=AUTO,
-                   help="float precision of training: auto (the default) trains in "
-                        "mixed_bfloat16 on CPUs with AMX and GPUs of compute capability 8.0+, "
-                        "where it is 1.4-1.8x faster, and in float32 elsewhere")
+                   help="training precision: auto (the default) trains in mixed_bfloat16 on "
+                        "CPUs with AMX, where it is about 1.3x faster, and in float32 "
+                        "elsewhere, GPUs included")
     g = p.add_argument_group("data")
     g.add_argument("--data-dir", help="folder with mnist.npz and/or the documents "
                                       "(default: SEARCH_DATA_DIR; MNIST downloads through Keras)")

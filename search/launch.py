@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from search.checks import InputError, NameLock, check_address, check_output, unplaceable
 from search.data import DataOptions, load_task
+from search.precision import describe as describe_precision
 from search.single import default_patches, guard_limits, guard_shape
 from spaces import constants as C
 from spaces.config import ModelConfig
@@ -181,10 +182,11 @@ def run_prepared(args: argparse.Namespace, settings: SweepSettings) -> int:
                                  f"wait forever")
             if why:
                 print(f"{why} yet: trials wait until the autoscaler adds one", flush=True)
+            precision = describe_precision(settings.precision, settings.gpus_per_trial)
             print(f"sweep {settings.name}: task {settings.task}, space {settings.space}, "
                   f"search {settings.search}, scheduler {settings.scheduler}, "
                   f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial:g} GPU per "
-                  f"trial; outputs in {settings.experiment_dir}")
+                  f"trial, precision {precision}; outputs in {settings.experiment_dir}")
             print(f"a report every {settings.report_images:,} training examples "
                   f"({settings.reports_per_epoch} per epoch of {settings.epoch_size:,}): ASHA's "
                   f"unit; --report-images changes it")

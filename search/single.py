@@ -165,7 +165,7 @@ def train_single(args: argparse.Namespace, config: ModelConfig, best: Path, *,
     data = load_task(args.task, DataOptions.from_args(args))
     trial = Trial(config, data, seed=args.seed, precision=resolve(args.precision))
     print(f"{trial.notation}  ({config.family}, loss {config.loss}, lr {config.lr:g}, "
-          f"batch {config.batch_size}, {config.epochs} epochs)")
+          f"batch {config.batch_size}, {config.epochs} epochs, {trial.precision})")
     print(f"parameters: {trial.params:,}   training examples: {data.n_train:,}")
     row, line = study_figure(config)
     if line:

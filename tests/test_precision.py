@@ -32,16 +32,13 @@ def test_an_unreadable_cpuinfo_means_no_bf16(tmp_path):
 @pytest.mark.parametrize("native, expected", [(True, "mixed_bfloat16"), (False, "float32")])
 def test_auto_follows_the_cpu_for_a_cpu_trial(monkeypatch, native, expected):
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: native)
-    monkeypatch.setattr(precision, "gpus_have_bf16", lambda: not native)
     assert precision.resolve("auto") == expected
     assert precision.resolve("auto", gpus=0.0) == expected
 
 
-@pytest.mark.parametrize("native, expected", [(True, "mixed_bfloat16"), (False, "float32")])
-def test_auto_follows_the_gpus_for_a_gpu_trial(monkeypatch, native, expected):
-    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: not native)
-    monkeypatch.setattr(precision, "gpus_have_bf16", lambda: native)
-    assert precision.resolve("auto", gpus=0.5) == expected
+def test_auto_keeps_float32_on_gpus(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    assert precision.resolve("auto", gpus=0.5) == "float32"
 
 
 def test_an_explicit_precision_is_kept_and_an_unknown_one_refused(monkeypatch):
@@ -52,12 +49,13 @@ def test_an_explicit_precision_is_kept_and_an_unknown_one_refused(monkeypatch):
         precision.resolve("bf16")
 
 
-def test_no_gpu_has_no_gpu_bf16():
-    # CI and this machine have no GPU; a GPU machine would need a capability >= 8.0.
-    assert precision.gpus_have_bf16() is (
-        bool(precision.GPU_CAPABILITIES[keras.backend.backend()]())
-        and all(c >= precision.MIN_GPU_CAPABILITY
-                for c in precision.GPU_CAPABILITIES[keras.backend.backend()]()))
+def test_the_console_says_what_auto_means_here(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    assert precision.describe("auto") == "auto: mixed_bfloat16 (this CPU has AMX)"
+    assert precision.describe("auto", gpus=0.5) == "auto: float32"
+    assert precision.describe("float32", gpus=1) == "float32"
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    assert precision.describe("auto") == "auto: float32"
 
 
 @pytest.mark.parametrize("notation, pool, task, shape", [
