@@ -7,7 +7,9 @@ Each round runs, as subprocesses, one after the other (the order alternates betw
   (a) plain: one Python process that imports Keras, loads the data and trains the rows one
       after the other with `model.fit(..., validation_data=...)`, TensorFlow's default threads;
   (b) sweep: `search/run.py --space report --rows ... --address local`, a grid sweep of the
-      same rows on a new embedded Ray (one CPU per trial, as many trials at once as cores).
+      same rows on a new embedded Ray (one CPU per trial, as many trials at once as cores),
+      with `--precision float32` as (a) trains, so that the ratio is the framework's own cost
+      (`bench/throughput.py` measures what `--precision auto` gains on CPUs with AMX).
 Both count everything from the process start to its exit. Prints each round, the median wall
 time of each arm, and where the sweep's time went, from timestamps the trials record
 (`started_at`, `import_seconds`, `setup_seconds`, `epoch_seconds`, `val_seconds`,
@@ -96,7 +98,8 @@ def run_sweep(args: argparse.Namespace, rows: list[str], storage: str, name: str
     command = [sys.executable, str(RUN), "--task", task, "--space", "report",
                "--rows", ",".join(rows), "--max-epochs", str(args.epochs),
                "--subset", str(args.subset), "--val-subset", str(args.val_subset),
-               "--address", "local", "--storage", storage, "--name", name]
+               "--address", "local", "--storage", storage, "--name", name,
+               "--precision", "float32"]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
