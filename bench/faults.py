@@ -79,6 +79,12 @@ def env(data_dir: Path, faults: dict[str, Any] | None = None) -> dict[str, str]:
             "AESEARCH_FAULTS": json.dumps(faults or {})}
 
 
+# Each report after a trial's first waits 2.5 s: the Ctrl-C window (one trial finished,
+# another mid-epoch) then does not depend on how fast this machine trains. Without it, trials
+# of 100-image reports outran the driver, which recorded their mid-epoch reports in bursts.
+SLOW = {"trials": {"*": ["sleep", 1, 2.5]}}
+
+
 def start(args: list[str], data_dir: Path, log: Path,
           faults: dict[str, Any] | None = None) -> subprocess.Popen:
     """The driver in its own process group (the only thing a kill here reaches)."""
@@ -217,7 +223,7 @@ def kills(root: Path, data_dir: Path) -> list[Row]:
 
     # 2. resume; Ctrl-C once a trial finished and another is mid-epoch
     row = rows["Ctrl-C mid-epoch"]
-    proc = start([*args, "--resume"], data_dir, root / "run2.log")
+    proc = start([*args, "--resume"], data_dir, root / "run2.log", SLOW)
 
     def mid_epoch() -> bool:
         done = finished_trials(sweep)

@@ -7,6 +7,7 @@ schedulers are small factories behind dicts, so a new variant is one function an
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -21,7 +22,7 @@ from typing import Any
 import optuna
 from ray import tune
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-from ray.tune.search import Searcher
+from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 
 import spaces
 from results.render import atomic_write_text
@@ -450,8 +451,9 @@ def _relocate(tuner: tune.Tuner, settings: SweepSettings, meta: dict[str, Any]) 
     statuses and budget into the original. Ray relocates its own files (the trials' storage
     and checkpoints follow the path given to `Tuner.restore`).
     """
-    run_config = tuner._local_tuner.get_run_config() if tuner._local_tuner else None
-    if run_config is None:
+    local = tuner._local_tuner
+    run_config = local.get_run_config() if local else None
+    if local is None or run_config is None:
         raise SweepError("--resume: Ray's restored tuner has no run config to relocate")
     for callback in run_config.callbacks or []:
         if isinstance(callback, SweepCallback):
@@ -459,6 +461,38 @@ def _relocate(tuner: tune.Tuner, settings: SweepSettings, meta: dict[str, Any]) 
             callback.meta = meta
     if isinstance(run_config.stop, BudgetStopper):
         run_config.stop.path = settings.experiment_dir / "budget.json"
+    search_alg = local._tune_config.search_alg
+    if isinstance(search_alg, RelocatableSearchGenerator):
+        search_alg.storage_path, search_alg.name = settings.storage_path, settings.name
+
+
+class RelocatableSearchGenerator(SearchGenerator):
+    """Ray's SearchGenerator, whose restored state follows the sweep to where it is now.
+
+    Ray (2.60) restores a searcher's state with the experiment spec pickled when the sweep
+    started, storage included. In a sweep moved or copied elsewhere and resumed, the trials
+    the searcher creates next would write to the original folder, and fail at their first
+    checkpoint where that is gone. Ray relocates the trials it restores itself
+    (`TuneController._restore_trials`), not these. `_relocate` sets where the sweep is now.
+    """
+
+    storage_path: str | None = None  # the sweep's --storage now (a path or URI)
+    name: str | None = None  # the sweep's --name
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        experiment = self._experiment
+        storage = experiment.spec.get("storage") if experiment is not None else None
+        if storage is None or self.storage_path is None:
+            return
+        # Ray's own split of a path or URI into filesystem and path (as RunConfig does).
+        from ray.train._internal.storage import get_fs_and_path
+
+        moved = copy.copy(storage)
+        moved.storage_filesystem, moved.storage_fs_path = get_fs_and_path(self.storage_path)
+        moved.experiment_dir_name = self.name or storage.experiment_dir_name
+        experiment.spec["storage"] = moved
+        experiment.storage = moved
 
 
 def was_interrupted() -> bool:
@@ -491,7 +525,12 @@ def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
         _quiet_restored(tuner, settings, verbose)
         _relocate(tuner, settings, meta)
     else:
-        search_alg, param_space = SEARCHERS[settings.search](settings)
+        searcher, param_space = SEARCHERS[settings.search](settings)
+        search_alg = None
+        if searcher is not None:  # wrapped here as Ray would, so that `_relocate` can reach it
+            if settings.max_concurrent:
+                searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
+            search_alg = RelocatableSearchGenerator(searcher)
         tuner = tune.Tuner(
             trainable,
             param_space=param_space,
@@ -501,7 +540,8 @@ def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
                 search_alg=search_alg,
                 scheduler=SCHEDULERS[settings.scheduler](settings),
                 num_samples=settings.num_samples,
-                max_concurrent_trials=settings.max_concurrent,
+                # A searcher's limit is its ConcurrencyLimiter; a grid's is Ray's own.
+                max_concurrent_trials=None if search_alg else settings.max_concurrent,
                 trial_dirname_creator=_trial_dirname,
                 time_budget_s=settings.time_budget_s,
                 # One worker process runs trial after trial: TensorFlow is imported once per

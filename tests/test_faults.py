@@ -186,3 +186,28 @@ def test_out_of_memory_is_told_from_other_errors():
 
     assert out_of_memory(MemoryError()) and out_of_memory(ResourceExhaustedError("OOM"))
     assert not out_of_memory(RuntimeError("boom")) and not out_of_memory(ValueError())
+
+
+def test_a_restored_searcher_creates_its_next_trials_where_the_sweep_is_now(tmp_path):
+    """Ray restores a searcher's experiment spec with the storage it was pickled with; a
+    moved sweep's new trials would write to (and fail on) the original folder."""
+    from ray.tune.experiment import Experiment
+    from ray.tune.search import Searcher
+
+    from search.sweep import RelocatableSearchGenerator
+
+    def state() -> dict:
+        experiment = Experiment("sweep", run=lambda config: None, storage_path=str(tmp_path / "a"))
+        return {"counter": 3, "total_samples": 4, "finished": False, "experiment": experiment}
+
+    kept = RelocatableSearchGenerator(Searcher())
+    kept.set_state(state())  # not relocated: as Ray restored it
+    assert kept._experiment.spec["storage"].storage_fs_path == str(tmp_path / "a")
+
+    moved = RelocatableSearchGenerator(Searcher())
+    moved.storage_path, moved.name = str(tmp_path / "b"), "sweep"
+    moved.set_state(state())
+    storage = moved._experiment.spec["storage"]
+    assert storage.storage_fs_path == str(tmp_path / "b")
+    assert storage.experiment_fs_path == str(tmp_path / "b" / "sweep")
+    assert moved._experiment.storage is storage and moved._counter == 3
