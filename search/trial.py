@@ -72,11 +72,11 @@ def seed_layers(model: Any, seed: int) -> None:
     """
     import keras
 
-    generators = [value for layer in model._flatten_layers() for value in vars(layer).values()
+    generators = [value for layer in model.layers for value in vars(layer).values()
                   if isinstance(value, keras.random.SeedGenerator)]
     for i, generator in enumerate(generators):
         state = generator.state
-        generator.state.assign(np.array([(seed + i) % 2**31, 0], dtype=state.dtype))
+        state.assign(np.array([(seed + i) % 2**31, 0], dtype=state.dtype))
 
 
 def squared_error(pred: np.ndarray, target: np.ndarray) -> float:
@@ -278,7 +278,6 @@ class Trial:
     def reports(self) -> Iterator[dict[str, Any]]:
         """Train up to config.epochs, yielding metrics every `report_images` examples and at
         each epoch's end. Stops early, after yielding, when `health` says the trial is lost."""
-
         while self.images < self.total_images:
             epoch, start = divmod(self.images, self.epoch_size)
             stop = min(start + self.report_images, self.epoch_size)
