@@ -43,12 +43,19 @@ MNIST_ROW, TEXT_ROW = "mnist-denoise/2.2/3", "text/3.3/5"
 LOSS = {MNIST_ROW: "bce", TEXT_ROW: "mse"}
 
 
-def load(task: str, args: argparse.Namespace) -> Any:
-    from search.data import DataOptions, load_task
+def options(task: str, args: argparse.Namespace) -> Any:
+    """The data options of `task` for `--subset` (text pages: 1/64th of it)."""
+    from search.data import DataOptions
 
     subset = args.subset and (args.subset if task != "text" else max(2, args.subset // 64))
-    return load_task(task, DataOptions(data_dir=args.data_dir, subset=subset,
-                                       val_subset=subset and max(1, subset // 4)))
+    return DataOptions(data_dir=args.data_dir, subset=subset,
+                       val_subset=subset and max(1, subset // 4))
+
+
+def load(task: str, args: argparse.Namespace) -> Any:
+    from search.data import load_task
+
+    return load_task(task, options(task, args))
 
 
 def trial_epochs(row_id: str, data: Any, epochs: int,
@@ -136,14 +143,12 @@ def ray_sweeps(args: argparse.Namespace, shares: tuple[float, ...] = (1.0, 0.25)
 
     import ray
 
-    from search.data import DataOptions, load_task
+    from search.data import load_task
     from search.sweep import SweepSettings, run_sweep
     from spaces import constants as C
 
-    subset = args.subset
-    options = DataOptions(data_dir=args.data_dir, subset=subset,
-                          val_subset=subset and max(1, subset // 4))
-    data = load_task("mnist", options)
+    data_options = options("mnist", args)
+    data = load_task("mnist", data_options)
     ray.init(num_gpus=1, include_dashboard=False, log_to_driver=False)
     rates = {}
     try:
@@ -153,7 +158,7 @@ def ray_sweeps(args: argparse.Namespace, shares: tuple[float, ...] = (1.0, 0.25)
                     task="mnist", space="report", search="grid", scheduler="fifo",
                     rows=(RAY_ROW,), num_samples=args.ray_trials, max_epochs=2,
                     cpus_per_trial=1.0, gpus_per_trial=share, storage=storage,
-                    name=f"gpu-{share:g}", data=options)
+                    name=f"gpu-{share:g}", data=data_options)
                 start = time.perf_counter()
                 results, _ = run_sweep(settings, data)
                 wall = time.perf_counter() - start

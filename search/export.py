@@ -49,16 +49,15 @@ def write_best(checkpoint: Path, model: Any, data: TaskData, metrics: dict[str, 
         if trial_id:
             metrics[C.TRIAL_ID] = trial_id
         (tmp / C.METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+        if model is None and not (checkpoint / C.RECONSTRUCTIONS_FILE).is_file():
+            from search.models import load_model  # an older checkpoint: its model makes them
+
+            model = load_model(checkpoint / C.MODEL_FILE)
         if model is not None:
             arrays = reconstructions(model, data)
             np.savez_compressed(tmp / C.RECONSTRUCTIONS_FILE, **arrays)  # type: ignore[arg-type]
-        elif (checkpoint / C.RECONSTRUCTIONS_FILE).is_file():
+        else:
             shutil.copy2(checkpoint / C.RECONSTRUCTIONS_FILE, tmp / C.RECONSTRUCTIONS_FILE)
-        else:  # an older checkpoint: its model makes them
-            from search.models import load_model
-
-            arrays = reconstructions(load_model(checkpoint / C.MODEL_FILE), data)
-            np.savez_compressed(tmp / C.RECONSTRUCTIONS_FILE, **arrays)  # type: ignore[arg-type]
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide it from other readers
         _swap_in(tmp, best_dir)
     except BaseException:
