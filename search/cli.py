@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
     g.add_argument("--precision", choices=PRECISIONS, default=AUTO,
                    help="training precision: auto (the default) trains in mixed_bfloat16 on "
-                        "CPUs with AMX, where it is about 1.3x faster, and in float32 "
+                        "CPUs with AMX, where trials trained 1.0-1.9x faster, and in float32 "
                         "elsewhere, GPUs included")
     g = p.add_argument_group("data")
     g.add_argument("--data-dir", help="folder with mnist.npz and/or the documents "

@@ -1,8 +1,9 @@
 """The float precision a trial trains in: bfloat16 compute where it measurably pays.
 
 Keras' `mixed_bfloat16` policy keeps every weight in float32 and computes layers in bfloat16.
-On CPUs with AMX (Intel Sapphire Rapids and later) it trains the study's models about 1.3x
-faster per image (`bench/throughput.py`), so `auto` picks it there. On GPUs `auto` keeps
+On CPUs with AMX (Intel Sapphire Rapids and later) trials trained 1.7-1.9x more MNIST images
+a second than float32 Keras, and 1.0-1.3x more text patches (`bench/throughput.py`), so
+`auto` picks it there. On GPUs `auto` keeps
 float32: on an H200 (Keras on JAX) bfloat16 trained whole text pages 1.75x faster per epoch,
 but compiled 6 to 9 s slower per trial and gained nothing on MNIST (`bench/README.md`, GPU),
 which loses on the short trials a search runs; `--precision mixed_bfloat16` asks for it.
