@@ -49,6 +49,11 @@ def quiet_libraries(verbose: bool) -> None:
     # on. Its warning that authentication is off stays.
     logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
         lambda record: "Token authentication is enabled" not in record.getMessage())
+    # With `num_to_keep` set (a trial keeps its last checkpoints), Tune snapshots the
+    # experiment each time a short trial has checkpointed that often, and warns when that is
+    # more than once in 5 s. The snapshots are what makes a resume exact; nothing to act on.
+    logging.getLogger("ray.tune.execution.experiment_state").addFilter(
+        lambda record: "snapshotting has been triggered" not in record.getMessage())
 
 
 @contextlib.contextmanager
@@ -196,7 +201,8 @@ class Progress:
             how = f"finished {_epochs(epoch)} epoch(s)"
         figures = []
         val = result.get(C.VAL_MSE)
-        if val is not None and math.isfinite(float(val)):
+        if (val is not None and math.isfinite(float(val))
+                and C.VAL_MSE not in how):  # a verdict's reason may already give it
             figures.append(f"val_mse {float(val):.5f}")
         if result.get(C.PARAMS):
             figures.append(f"params {int(result[C.PARAMS]):,}")

@@ -250,3 +250,4 @@ def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
           f"params {m.get(C.PARAMS, 0):,}  ({len(results)} trials, {errors} failed)")
     print(f"leaderboard: {experiment_dir / C.LEADERBOARD_FILE}")
     print(f"best model: {target / C.MODEL_FILE}")
+    print(f"tables and plots in the study's format: python -m results {experiment_dir}")

@@ -22,14 +22,20 @@ def result(val: float, epoch: float = 2.0, **extra) -> dict:
 
 
 def test_trial_lines_say_how_each_trial_ended():
-    progress = Progress(Budget(trials=4, max_epochs=2), clock=Clock())
+    progress = Progress(Budget(trials=5, max_epochs=2), clock=Clock())
     assert progress.finish("a1", result(0.02), C.Status.TERMINATED) == (
-        "[1/4] trial a1  4L,32F(3X3)  finished 2 epoch(s)  val_mse 0.02000  params 12,345  3.2s")
+        "[1/5] trial a1  4L,32F(3X3)  finished 2 epoch(s)  val_mse 0.02000  params 12,345  3.2s")
     assert "stopped early by ASHA at epoch 0.5" in progress.finish(
         "a2", result(0.03, 0.5), C.Status.TERMINATED)
     collapsed = progress.finish("a3", result(0.001, 1, verdict=C.Status.COLLAPSED,
                                              reason="constant output"), C.Status.TERMINATED)
-    assert collapsed.startswith("[3/4]") and "COLLAPSED at epoch 1: constant output" in collapsed
+    assert collapsed.startswith("[3/5]") and "COLLAPSED at epoch 1: constant output" in collapsed
+    assert "val_mse 0.00100" in collapsed
+    # a reason that gives val_mse itself is not followed by it again
+    said = progress.finish("a5", result(0.1, 1, verdict=C.Status.COLLAPSED,
+                                        reason="constant output: val_mse 0.10000 is trivial"),
+                           C.Status.TERMINATED)
+    assert said.count("val_mse") == 1 and said.endswith("params 12,345  3.2s")
     assert "ERROR after 1 epochs" in progress.finish("a4", {C.EPOCH: 1}, C.Status.ERROR)
     # the best is the best finished, healthy result: not the collapsed trial's lower figure
     assert progress.best == (0.02, "4L,32F(3X3)", "a1")
@@ -95,3 +101,26 @@ def test_console_rewrites_in_place_on_a_terminal_and_throttles_elsewhere():
 
 def test_duration():
     assert [duration(s) for s in (0, 59.4, 61, 3600 + 125)] == ["0s", "59s", "1m01s", "1h02m"]
+
+
+def test_quiet_libraries_drops_only_the_notices_nothing_can_act_on():
+    import logging
+
+    from search.console import quiet_libraries
+
+    def passes(name: str, message: str) -> bool:
+        record = logging.LogRecord(name, logging.WARNING, __file__, 1, message, None, None)
+        return bool(logging.getLogger(name).filter(record))
+
+    state = "ray.tune.execution.experiment_state"
+    snapshot = "Experiment state snapshotting has been triggered multiple times in the last 5 s"
+    slow = "Saving the experiment state took ~40.00 seconds"
+    for logger in (state, "ray._private.authentication.authentication_token_setup"):
+        logging.getLogger(logger).filters.clear()
+    quiet_libraries(verbose=True)
+    assert passes(state, snapshot)
+    quiet_libraries(verbose=False)
+    assert not passes(state, snapshot)
+    assert passes(state, slow)  # a slow save is worth a line
+    assert not passes("ray._private.authentication.authentication_token_setup",
+                      "Token authentication is enabled")
