@@ -14,6 +14,7 @@ import numpy as np
 
 from search.checks import foreign_entries
 from search.data import TaskData
+from search.precision import FLOAT32
 from search.trial import Trial, reconstructions
 from spaces import constants as C
 from spaces.config import ModelConfig
@@ -93,9 +94,11 @@ def refit_best(config: ModelConfig, data: TaskData, sweep_metrics: dict[str, Any
     """Retrain `config` on every labelled page (training and validation) and export it.
 
     The sweep's held-out metrics are kept in metrics.json under their usual names; what the
-    refit model scores on the (now seen) validation pages is stored as `refit_*`.
+    refit model scores on the (now seen) validation pages is stored as `refit_*`. The refit
+    trains in the precision the sweep's trial did, so that it retrains what was chosen.
     """
-    trial = Trial(config, data.with_validation_in_training(), seed=seed)
+    trial = Trial(config, data.with_validation_in_training(), seed=seed,
+                  precision=sweep_metrics.get(C.PRECISION) or FLOAT32)
     last = list(trial.reports())[-1]
     metrics = {**sweep_metrics, "refit": True,
                **{f"refit_{k}": last[k] for k in (C.TRAIN_LOSS, C.VAL_MSE, C.VAL_RMSE)}}

@@ -42,6 +42,17 @@ def test_refit_exports_a_model_with_held_out_and_refit_metrics(pages, tmp_path):
     assert not (best / C.STATE_FILE).exists()
 
 
+@pytest.mark.parametrize("precision", [None, "float32", "mixed_bfloat16"])
+def test_refit_trains_in_the_precision_the_sweep_chose(pages, tmp_path, precision):
+    from search.models import load_model
+    from search.precision import of_model
+
+    config = ModelConfig(task="text", filters=(2,), epochs=1, batch_size=4)
+    sweep_metrics = {C.VAL_MSE: 0.5, C.VAL_RMSE: 0.7, C.PRECISION: precision}
+    best = refit_best(config, pages, sweep_metrics, tmp_path / C.BEST_DIR, seed=0)
+    assert of_model(load_model(best / C.MODEL_FILE)) == (precision or "float32")
+
+
 def test_refit_is_refused_for_mnist(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--task", "mnist", "--space", "study-axes", "--refit", "--address", "local"])
