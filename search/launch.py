@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from search.checks import InputError, NameLock, check_address, check_output, unplaceable
 from search.data import DataOptions, load_task
+from search.precision import FLOAT32
 from search.precision import describe as describe_precision
 from search.single import default_patches, guard_limits, guard_shape
 from spaces import constants as C
@@ -232,7 +233,7 @@ def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
         epochs = max(1, math.ceil(m[C.EPOCH] - 1e-9))  # whole epochs: a refit trains no halves
         config = ModelConfig.from_dict(best.config[C.MODEL_KEY]).replace(epochs=epochs)
         print(f"refitting {m.get(C.NOTATION)} on all {data.n_train + data.n_val} pages "
-              f"for {config.epochs} epochs in {m.get(C.PRECISION) or 'float32'}")
+              f"for {config.epochs} epochs in {m.get(C.PRECISION) or FLOAT32}")
         target = refit_best(config, data, m, experiment_dir / C.BEST_DIR, seed=seed)
     else:
         with best.checkpoint.as_directory() as checkpoint:

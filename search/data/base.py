@@ -174,20 +174,19 @@ class TaskData:
             raise DataError(f"epoch must be >= 0, got {epoch}")
         rng = np.random.default_rng((self.seed, epoch))
         p, k = self.patch_size, self.patches_per_page
-        windows = []  # (group, page, top, left) of every patch, in order
-        for g, (x, _) in enumerate(self.train):
+        first_x, first_y = self.train[0]
+        shape = (sum(len(x) for x, _ in self.train) * k, p, p, first_x.shape[3])
+        xs, ys = np.empty(shape, dtype=first_x.dtype), np.empty(shape, dtype=first_y.dtype)
+        j = 0
+        for x, y in self.train:
             n, height, width = x.shape[:3]
             tops = rng.integers(0, height - p + 1, size=(n, k))
             lefts = rng.integers(0, width - p + 1, size=(n, k))
-            windows += [(g, i, int(t), int(left)) for i in range(n)
-                        for t, left in zip(tops[i], lefts[i], strict=True)]
-        channels = self.train[0][0].shape[3]
-        xs = np.empty((len(windows), p, p, channels), dtype=self.train[0][0].dtype)
-        ys = np.empty((len(windows), p, p, channels), dtype=self.train[0][1].dtype)
-        # One slice copy a patch: a fancy index over every pixel took 40-150 ms an epoch of
-        # 384 96x96 patches, inside the trial's training time (bench/throughput.py).
-        for j, (g, i, t, left) in enumerate(windows):
-            x, y = self.train[g]
-            xs[j] = x[i, t:t + p, left:left + p]
-            ys[j] = y[i, t:t + p, left:left + p]
+            # One slice copy a patch: a fancy index over every pixel took 40-150 ms an epoch
+            # of 384 96x96 patches, inside the trial's training time (bench/throughput.py).
+            for i in range(n):
+                for t, left in zip(tops[i].tolist(), lefts[i].tolist(), strict=True):
+                    xs[j] = x[i, t:t + p, left:left + p]
+                    ys[j] = y[i, t:t + p, left:left + p]
+                    j += 1
         return [(xs, ys)]
