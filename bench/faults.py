@@ -1,4 +1,4 @@
-"""The fault matrix, on real tiny sweeps: `python bench/faults.py [--only kills,trials,node]`.
+"""The fault matrix, on real tiny sweeps: `python bench/faults.py [--only kills,grid,trials,node]`.
 
 Every fault is injected for real into a sweep run through the entry point (`search.cli.main`,
 by `bench/fault_driver.py`), each in its own Ray instance that it starts and stops:
@@ -7,6 +7,8 @@ by `bench/fault_driver.py`), each in its own Ray instance that it starts and sto
   while it rewrites leaderboard.csv, each time resumed with `--resume`, until it finishes.
   After the Ctrl-C, copies of the sweep get a truncated experiment state, a truncated searcher
   state, and a move (resumed in its new place with the original moved away).
+- grid: a grid sweep run one trial at a time, Ctrl-C'd before it made its later trials, moved
+  and resumed in its new place.
 - trials: a grid sweep whose trials raise, run out of memory, diverge to NaN, and are refused by
   the resource guard, beside one healthy trial.
 - node: a two-worker-node local Ray cluster (`ray.cluster_utils.Cluster`); a node is killed
@@ -328,6 +330,41 @@ def kills(root: Path, data_dir: Path) -> list[Row]:
     return list(rows.values())
 
 
+# --- a grid interrupted before it made all its trials, moved, resumed ---------------------------
+GRID_ROWS = "mnist/1.1/1,mnist/1.2/2,mnist/1.2/3,mnist/1.2/4"
+
+
+def grid_resume(root: Path, data_dir: Path) -> list[Row]:
+    """With --max-concurrent 1, Ray's grid generator makes each trial as the one before ends:
+    the points still to come live only in its saved state, with their storage and unresolved
+    model. Ctrl-C after the first trial, move the sweep, resume: every point must train, in
+    the new place."""
+    row = Row("grid moved before all its trials existed", injected=1)
+    args = ["--task", "mnist", "--space", "report", "--rows", GRID_ROWS, "--max-epochs", "1",
+            "--max-concurrent", "1", *SMALL, "--name", "grid", "--address", "local"]
+    first, moved_root = root / "first", root / "moved"
+    proc = start([*args, "--storage", str(first)], data_dir, root / "grid1.log", SLOW)
+    wait_for(lambda: C.Status.TERMINATED in statuses(first / "grid").values(), proc, TIMEOUT,
+             "a grid trial ended")
+    rc = kill(proc, signal.SIGINT)
+    row.check(rc == 130, f"Ctrl-C exit code {rc}, not 130")
+    made = len(statuses(first / "grid"))
+    row.check(made < 4, f"all {made} grid trials existed at Ctrl-C: nothing left to test")
+    first.rename(moved_root)
+    proc = start([*args, "--storage", str(moved_root), "--resume"], data_dir, root / "grid2.log")
+    rc = finish(proc)
+    out = (root / "grid2.log").read_text()
+    row.check(rc == 0, f"the resume exited {rc}: {out[-1500:]}")
+    row.check(not first.exists(), f"the resume wrote to the old folder {first}")
+    sweep = moved_root / "grid"
+    board = pd.read_csv(sweep / C.LEADERBOARD_FILE)
+    row.lost = 4 - int((board["status"] == C.Status.TERMINATED).sum())
+    row.check(list(board["status"]) == [C.Status.TERMINATED] * 4,
+              f"final leaderboard: {board[[C.TRIAL_ID, 'status', C.REASON]].to_dict('records')}")
+    row.valid = not board_problems(sweep, epochs=1)
+    return [row]
+
+
 # --- trials that raise, run out of memory, diverge, are refused ---------------------------------
 def trial_faults(root: Path, data_dir: Path) -> list[Row]:
     sweep = root / "faulty"
@@ -439,7 +476,7 @@ def node_death(root: Path, data_dir: Path) -> list[Row]:
     return [row]
 
 
-SCENARIOS = {"kills": kills, "trials": trial_faults, "node": node_death}
+SCENARIOS = {"kills": kills, "grid": grid_resume, "trials": trial_faults, "node": node_death}
 
 
 def table(rows: list[Row]) -> str:

@@ -1,13 +1,12 @@
 """Ray Tune sweeps: searcher, scheduler, resources, outputs, resume.
 
-With `search/trainable.py` and `search/progress.py`, the only modules that import
-`ray.tune`. The searchers and
-schedulers are small factories behind dicts, so a new variant is one function and one entry.
+The searchers and schedulers are small factories behind dicts, so a new variant is one
+function and one entry. Ray's glue lives beside it: `trainable.py` (the trial),
+`progress.py` (the console), `fidelity.py` (TPE + ASHA), `relocate.py` (moved sweeps).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
@@ -22,7 +21,7 @@ from typing import Any
 import optuna
 from ray import tune
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
+from ray.tune.search import ConcurrencyLimiter, Searcher
 
 import spaces
 from results.render import atomic_write_text
@@ -32,6 +31,7 @@ from search.data import DataOptions, TaskData
 from search.fidelity import BudgetStopper, FidelityOptunaSearch, WarmStartASHA
 from search.precision import PRECISIONS
 from search.progress import INTERRUPTED, SweepCallback, quiet_ray_console, watch_interrupts
+from search.relocate import RelocatableSearchGenerator, RelocatableVariantGenerator
 from search.settings import TrialSettings
 from search.trainable import train_autoencoder
 from spaces import constants as C
@@ -462,37 +462,8 @@ def _relocate(tuner: tune.Tuner, settings: SweepSettings, meta: dict[str, Any]) 
     if isinstance(run_config.stop, BudgetStopper):
         run_config.stop.path = settings.experiment_dir / "budget.json"
     search_alg = local._tune_config.search_alg
-    if isinstance(search_alg, RelocatableSearchGenerator):
+    if isinstance(search_alg, (RelocatableSearchGenerator, RelocatableVariantGenerator)):
         search_alg.storage_path, search_alg.name = settings.storage_path, settings.name
-
-
-class RelocatableSearchGenerator(SearchGenerator):
-    """Ray's SearchGenerator, whose restored state follows the sweep to where it is now.
-
-    Ray (2.60) restores a searcher's state with the experiment spec pickled when the sweep
-    started, storage included. In a sweep moved or copied elsewhere and resumed, the trials
-    the searcher creates next would write to the original folder, and fail at their first
-    checkpoint where that is gone. Ray relocates the trials it restores itself
-    (`TuneController._restore_trials`), not these. `_relocate` sets where the sweep is now.
-    """
-
-    storage_path: str | None = None  # the sweep's --storage now (a path or URI)
-    name: str | None = None  # the sweep's --name
-
-    def set_state(self, state: dict) -> None:
-        super().set_state(state)
-        experiment = self._experiment
-        storage = experiment.spec.get("storage") if experiment is not None else None
-        if storage is None or self.storage_path is None:
-            return
-        # Ray's own split of a path or URI into filesystem and path (as RunConfig does).
-        from ray.train._internal.storage import get_fs_and_path
-
-        moved = copy.copy(storage)
-        moved.storage_filesystem, moved.storage_fs_path = get_fs_and_path(self.storage_path)
-        moved.experiment_dir_name = self.name or storage.experiment_dir_name
-        experiment.spec["storage"] = moved
-        experiment.storage = moved
 
 
 def was_interrupted() -> bool:
@@ -519,15 +490,22 @@ def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
     )
     meta = _sweep_meta(settings, finished=False, resumed=resume)
     if resume:
-        # The saved run config (our callback included) comes back with the experiment.
+        # The saved run config (our callback included) comes back with the experiment; the
+        # param space does not (tuner.pkl keeps only its keys). Without it, the grid points a
+        # restored sweep creates keep Ray's placeholder where `_report_model` fills the model.
+        _, param_space = SEARCHERS[settings.search](settings)
         tuner = tune.Tuner.restore(f"{settings.storage_path}/{settings.name}", trainable,
+                                   param_space=param_space or None,
                                    resume_unfinished=True, resume_errored=True)
         _quiet_restored(tuner, settings, verbose)
         _relocate(tuner, settings, meta)
     else:
         searcher, param_space = SEARCHERS[settings.search](settings)
-        search_alg = None
-        if searcher is not None:  # wrapped here as Ray would, so that `_relocate` can reach it
+        # Made here as Ray would make them, so that `_relocate` can reach them on a resume.
+        search_alg: RelocatableSearchGenerator | RelocatableVariantGenerator
+        if searcher is None:  # a grid
+            search_alg = RelocatableVariantGenerator(max_concurrent=settings.max_concurrent or 0)
+        else:
             if settings.max_concurrent:
                 searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
             search_alg = RelocatableSearchGenerator(searcher)
@@ -540,8 +518,8 @@ def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
                 search_alg=search_alg,
                 scheduler=SCHEDULERS[settings.scheduler](settings),
                 num_samples=settings.num_samples,
-                # A searcher's limit is its ConcurrencyLimiter; a grid's is Ray's own.
-                max_concurrent_trials=None if search_alg else settings.max_concurrent,
+                # A searcher's limit is its ConcurrencyLimiter; a grid's, its generator's.
+                max_concurrent_trials=None,
                 trial_dirname_creator=_trial_dirname,
                 time_budget_s=settings.time_budget_s,
                 # One worker process runs trial after trial: TensorFlow is imported once per

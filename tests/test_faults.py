@@ -59,6 +59,13 @@ def test_trials_that_raise_run_out_of_memory_diverge_or_are_refused(tmp_path, da
     assert failures(rows) == {}
 
 
+def test_a_grid_moved_before_it_made_all_its_trials_finishes_them_in_its_new_place(
+        tmp_path, data_dir):
+    """The grid points still to come live only in Ray's saved generator state, with their
+    storage and an unresolved model; both must follow the resume."""
+    assert failures(faults.grid_resume(tmp_path, data_dir)) == {}
+
+
 @pytest.mark.integration
 def test_a_trial_on_a_dead_worker_node_continues_on_a_live_one(tmp_path, data_dir):
     rows = faults.node_death(tmp_path, data_dir)
@@ -194,7 +201,7 @@ def test_a_restored_searcher_creates_its_next_trials_where_the_sweep_is_now(tmp_
     from ray.tune.experiment import Experiment
     from ray.tune.search import Searcher
 
-    from search.sweep import RelocatableSearchGenerator
+    from search.relocate import RelocatableSearchGenerator
 
     def state() -> dict:
         experiment = Experiment("sweep", run=lambda config: None, storage_path=str(tmp_path / "a"))
@@ -211,3 +218,37 @@ def test_a_restored_searcher_creates_its_next_trials_where_the_sweep_is_now(tmp_
     assert storage.storage_fs_path == str(tmp_path / "b")
     assert storage.experiment_fs_path == str(tmp_path / "b" / "sweep")
     assert moved._experiment.storage is storage and moved._counter == 3
+
+
+def test_a_restored_grid_creates_its_remaining_points_where_the_sweep_is_now(tmp_path):
+    """A grid larger than Ray's pending-trial limit creates its later points after a resume;
+    Ray's BasicVariantGenerator keeps their resolved specs, storage included, in its state."""
+    import copy
+
+    from ray import tune
+    from ray.tune.experiment import Experiment
+    from ray.tune.search import BasicVariantGenerator
+
+    from search.relocate import RelocatableVariantGenerator
+
+    grid = BasicVariantGenerator()
+    grid.add_configurations(Experiment("sweep", run=lambda config: None,
+                                       storage_path=str(tmp_path / "a"),
+                                       config={"row": tune.grid_search([1, 2, 3])}))
+    first = grid.next_trial()
+    assert first.config == {"row": 1}
+    state = grid.get_state()
+
+    kept = BasicVariantGenerator()  # as Ray restores it
+    kept.set_state(copy.deepcopy(state))
+    assert kept.next_trial().storage.storage_fs_path == str(tmp_path / "a")
+
+    moved = RelocatableVariantGenerator()
+    moved.storage_path, moved.name = str(tmp_path / "b"), "sweep"
+    moved.set_state(copy.deepcopy(state))
+    trials = [moved.next_trial(), moved.next_trial()]
+    assert [trial.config for trial in trials] == [{"row": 2}, {"row": 3}]
+    for trial in trials:
+        assert trial.storage.storage_fs_path == str(tmp_path / "b")
+        assert trial.storage.experiment_fs_path == str(tmp_path / "b" / "sweep")
+    assert moved.next_trial() is None and moved.is_finished()
