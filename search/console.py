@@ -126,6 +126,9 @@ class Progress:
     images: dict[str, int] = field(default_factory=dict)  # trial id -> examples seen
     best: tuple[float, str, str] | None = None  # (val_mse, notation, trial id), finished only
     running: int = 0  # trials running now
+    # What a resumed sweep had done before this run: the estimate counts only this run's pace.
+    done_before: int = 0
+    fraction_before: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.started:
@@ -133,6 +136,11 @@ class Progress:
 
     def restart_clock(self) -> None:
         self.started = self.clock()
+
+    def mark_start(self) -> None:
+        """What is counted so far was done before this run (a resumed sweep's ended trials)."""
+        self.done_before = self.done
+        self.fraction_before = self.fraction() or 0.0
 
     def elapsed(self) -> float:
         return self.clock() - self.started
@@ -178,8 +186,10 @@ class Progress:
         # Counted in trials alone, the estimate assumes every running trial trains to the
         # end; before ASHA has stopped any, that is several times too long. Wait for one.
         trials_only = not (b.time_s or b.images)
-        if fraction is not None and 0.02 < fraction < 1 and not (trials_only and not self.done):
-            timing += f", ~{duration(self.elapsed() * (1 - fraction) / fraction)} left"
+        if fraction is not None and fraction < 1:
+            now = fraction - self.fraction_before  # done in this run
+            if now > 0.02 and not (trials_only and self.done == self.done_before):
+                timing += f", ~{duration(self.elapsed() * (1 - fraction) / now)} left"
         parts.append(timing)
         return f"{PROGRESS_PREFIX} " + " | ".join(parts)
 

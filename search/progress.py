@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -34,21 +35,34 @@ _RAY_HINTS = ("Experiment has been interrupted", "Training has been interrupted"
               "Trials did not complete")
 
 
+# What the console says instead of Ray's timestamped "WARNING tune.py:... Stop signal received".
+STOPPING = ("Ctrl-C: stopping the sweep and saving its state (Ctrl-C again skips the save; "
+            "finished trials are kept either way)")
+
+
 class _RayInterruptLog(logging.Filter):
+    verbose = False  # keep Ray's own interrupt warning
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if message.startswith("Stop signal received"):
             INTERRUPTED.set()
-            return True
+            if self.verbose:
+                return True
+            tty = sys.stdout.isatty()
+            sys.stdout.write(("\n" if tty else "") + STOPPING + "\n")
+            sys.stdout.flush()
+            return False
         return not (INTERRUPTED.is_set() and message.startswith(_RAY_HINTS))
 
 
 _FILTER = _RayInterruptLog()
 
 
-def watch_interrupts() -> None:
+def watch_interrupts(verbose: bool = False) -> None:
     """Clear `INTERRUPTED` and listen for Ray's interrupt (call before `Tuner.fit`)."""
     INTERRUPTED.clear()
+    _FILTER.verbose = verbose
     logger = logging.getLogger("ray.tune.tune")
     if _FILTER not in logger.filters:
         logger.addFilter(_FILTER)
@@ -137,6 +151,8 @@ class SweepCallback(tune.Callback):
         if self._ended_before is None:
             self._ended_before = {t.trial_id for t in trials
                                   if t.status in (C.Status.TERMINATED, C.Status.ERROR)}
+            self._count_earlier(trials)  # a resumed sweep's progress starts from what it has
+            self.console.progress.mark_start()
 
     def _cut_short(self, trial: Any) -> bool:
         """A trial Ray ended only because the sweep was interrupted: Ray's cleanup calls it

@@ -544,7 +544,7 @@ def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
         )
     _write_sweep_file(meta, settings)  # only now: a sweep that could not start leaves no trace
     started = time.monotonic()
-    watch_interrupts()
+    watch_interrupts(verbose)
     results = tuner.fit()
     stopper = _budget_stopper(settings)
     out_of_budget = (

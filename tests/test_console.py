@@ -67,6 +67,21 @@ def test_no_estimate_from_trial_counts_before_a_trial_ends():
     assert "left" in progress.line()
 
 
+def test_a_resumed_sweep_estimates_from_this_runs_pace():
+    """Trials that ended before a resume count in the total, not in the pace: a minute into
+    the resume, with one trial of four done before and one now, two are left at a trial a
+    minute."""
+    clock = Clock()
+    progress = Progress(Budget(trials=4, max_epochs=2), clock=clock)
+    progress.finish("a", result(0.02), C.Status.TERMINATED)
+    progress.mark_start()
+    assert progress.line() == ("progress: 1/4 trials | best 0.02000 (4L,32F(3X3)) | "
+                               "0s elapsed")
+    clock.now += 60
+    progress.finish("b", result(0.03), C.Status.TERMINATED)
+    assert progress.line().endswith("| 1m00s elapsed, ~2m00s left")
+
+
 def test_budgets_replace_the_trial_total():
     clock = Clock()
     progress = Progress(Budget(time_s=600, images=1000, epoch_size=100), clock=clock)

@@ -156,17 +156,32 @@ def test_trials_ray_stops_on_ctrl_c_are_interrupted_not_finished(tmp_path):
     assert not progress.INTERRUPTED.is_set()
 
 
-def test_rays_own_resume_hint_is_dropped_after_an_interrupt(caplog):
+def test_a_resumed_sweeps_progress_line_starts_from_the_trials_it_has(tmp_path):
+    callback = progress.SweepCallback(tmp_path, {"task": "mnist", "max_epochs": 2,
+                                                 "num_samples": 3})
+    trials = [_trial("a_00000", C.Status.TERMINATED, 2), _trial("a_00001", C.Status.PENDING)]
+    callback.setup()
+    callback.on_step_begin(0, trials)
+    line = callback.console.progress.line()
+    assert line.startswith("progress: 1/3 trials | best 0.10000"), line
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_rays_interrupt_messages_give_way_to_ours(caplog, capsys, verbose):
+    """Ray's resume hint (Tuner.restore) is always dropped; its timestamped interrupt warning
+    becomes one line of ours unless --verbose."""
     logger = logging.getLogger("ray.tune.tune")
-    progress.watch_interrupts()
+    progress.watch_interrupts(verbose)
     with caplog.at_level(logging.INFO, logger="ray.tune.tune"):
         logger.warning("Stop signal received (e.g. via SIGINT/Ctrl+C), ending Ray Tune run.")
         logger.warning("Experiment has been interrupted, but the most recent state was saved.\n"
                        "Resume experiment with: Tuner.restore(path=..., trainable=...)")
         logger.info("Total run time: 3.00 seconds")
-    text = caplog.text
-    assert "Stop signal received" in text and "Total run time" in text
-    assert "Tuner.restore" not in text
+    assert progress.INTERRUPTED.is_set()
+    text, printed = caplog.text, capsys.readouterr().out
+    assert "Total run time" in text and "Tuner.restore" not in text
+    assert ("Stop signal received" in text) is verbose
+    assert printed == ("" if verbose else progress.STOPPING + "\n")
     progress.watch_interrupts()
 
 
