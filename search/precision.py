@@ -53,8 +53,9 @@ def describe(precision: str, gpus: float | None = None) -> str:
     if precision != AUTO:
         return precision
     picked = resolve(precision, gpus)
-    why = " (this CPU has AMX)" if picked == MIXED_BF16 else ""
-    return f"auto: {picked}{why}"
+    why = ("this CPU has AMX" if picked == MIXED_BF16
+           else "on GPUs" if gpus else "this CPU has no AMX")
+    return f"auto: {picked} ({why})"
 
 
 def of_model(model: Any) -> str:

@@ -52,10 +52,10 @@ def test_an_explicit_precision_is_kept_and_an_unknown_one_refused(monkeypatch):
 def test_the_console_says_what_auto_means_here(monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     assert precision.describe("auto") == "auto: mixed_bfloat16 (this CPU has AMX)"
-    assert precision.describe("auto", gpus=0.5) == "auto: float32"
+    assert precision.describe("auto", gpus=0.5) == "auto: float32 (on GPUs)"
     assert precision.describe("float32", gpus=1) == "float32"
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
-    assert precision.describe("auto") == "auto: float32"
+    assert precision.describe("auto") == "auto: float32 (this CPU has no AMX)"
 
 
 @pytest.mark.parametrize("notation, pool, task, shape", [
