@@ -97,7 +97,7 @@ def _sweep_lines(sweep_dir: Path, trials: pd.DataFrame, task: str | None) -> lis
     return lines
 
 
-def _best_lines(board: pd.DataFrame, task: str | None) -> list[str]:
+def _best_lines(board: pd.DataFrame, task: str | None, meta: dict | None = None) -> list[str]:
     """Our best config, and where the study's best for the task stands among our trials."""
     ok = succeeded(board)
     lines = []
@@ -128,6 +128,9 @@ def _best_lines(board: pd.DataFrame, task: str | None) -> list[str]:
         f"Study's best for {task}: {row.id} {row.layers}, validation {row.val:g}{caveat}; "
         + standing
     )
+    note = _budget_note(row, ok, meta or {})
+    if note:
+        lines.append(note)
     replays = ok[ok["report_model"] == row.id]
     if len(replays):
         first = replays.iloc[0]
@@ -198,6 +201,22 @@ def _study_budget(row) -> str:
     seen = (f" x {images:,} images = {row.epochs * images:,} images" if images
             else " on all training pages")
     return f"{row.epochs} epochs{seen}, batch {row.batch_size}"
+
+
+def _budget_note(row, ok: pd.DataFrame, meta: dict) -> str:
+    """Where our trials trained on less than the study's row, says so: a ranking across
+    budgets says as much about the budgets as about the models."""
+    if ok.empty:
+        return ""
+    epochs = float(ok["epochs"].max())
+    size, images = meta.get("epoch_size"), STUDY_TRAIN_IMAGES.get(row.task)
+    if epochs >= row.epochs and not (size and images and int(size) < images):
+        return ""
+    ours = f"at most {epochs:g} epochs" + (f" of {int(size):,} examples" if size else "")
+    replayed = ok["report_model"].fillna("").astype(bool).any()
+    return (f"  The study trained it {_study_budget(row)}; our trials {ours}."
+            + ("" if replayed else " To compare like with like, replay the study's rows on "
+               "this budget (--space report)."))
 
 
 def _our_budget(curve: pd.DataFrame, meta: dict) -> str:
@@ -291,7 +310,7 @@ def generate(sweep_dirs: Sequence[str | Path], out: str | Path | None = None,
     written += write_tables(board, task, out / C.TABLES_DIR, top_k)
     written += write_plots(board, curve, task, best_dir, out / C.PLOTS_DIR, top_k,
                            read_sweep_meta(dirs[0]) if len(dirs) == 1 else None)
-    lines += _best_lines(board, task)
+    lines += _best_lines(board, task, read_sweep_meta(dirs[0]) if len(dirs) == 1 else None)
     lines.append(f"Wrote {len(written)} file(s): leaderboard.csv in each sweep dir, "
                  f"{out / C.TABLES_DIR}, {out / C.PLOTS_DIR}.")
     return Report(board=board, task=task, out=out, written=written, summary="\n".join(lines))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from results.plots import learning_curves, reconstruction_sheet, search_progress
 from results.report import MERGED_LEADERBOARD_FILE
 from results.sweepdir import read_reconstructions
 from spaces import constants as C
+from spaces.config import ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -52,6 +54,9 @@ def test_cli_on_a_running_partly_failed_sweep(tmp_path: Path) -> None:
     # The study's best text model (0.0015): none of our 4 trials beats it.
     assert "Study's best for text: text/3.3/5" in out and "validation 0.0015" in out
     assert "0 of our 4 trial(s) beat it, so it would rank 1" in out
+    # ... on a far smaller budget, which the summary says; a row was replayed, so no advice.
+    assert "The study trained it 25 epochs on all training pages, batch 16; our trials at " \
+        "most 3 epochs." in out and "replay the study's rows" not in out
     assert "Its architecture in our trials: best rank 3 (trial abcde_00000, loss mse, batch 16)" \
         in out
 
@@ -105,6 +110,33 @@ def test_cli_on_a_sweep_that_just_started(
     assert "mnist-denoise/2.2/3" in out and "none of our trials to compare it with yet" in out
     assert pd.read_csv(sweep / C.LEADERBOARD_FILE).empty
     assert_png(sweep / C.PLOTS_DIR / "progress.png")
+
+
+def test_the_summary_says_when_the_study_trained_on_more(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A search on a subset for a few epochs is ranked against figures from 50 epochs of all
+    60,000 images: the summary says so, and how to compare like with like."""
+    sweep = tmp_path / "small"
+    write_sweep(sweep, "mnist-denoise", finished=True)
+    meta = json.loads((sweep / C.SWEEP_FILE).read_text())
+    (sweep / C.SWEEP_FILE).write_text(json.dumps({**meta, "epoch_size": 5000}))
+    write_trial(sweep, "ccccc_00000", ModelConfig(task="mnist-denoise", filters=(32,) * 5,
+                                                  kernel=5, epochs=3), [0.03, 0.02, 0.0128])
+    assert main([str(sweep)]) == 0
+    out = capsys.readouterr().out
+    assert "0 of our 1 trial(s) beat it" in out
+    assert ("The study trained it 50 epochs x 60,000 images = 3,000,000 images, batch 128; our "
+            "trials at most 3 epochs of 5,000 examples. To compare like with like, replay the "
+            "study's rows on this budget (--space report).") in out
+
+    full = tmp_path / "full"
+    write_sweep(full, "mnist-denoise", finished=True)
+    (full / C.SWEEP_FILE).write_text(json.dumps({**meta, "epoch_size": 60_000}))
+    write_trial(full, "ddddd_00000", ModelConfig(task="mnist-denoise", filters=(32,) * 5,
+                                                 kernel=5, epochs=50), [0.01] * 50)
+    assert main([str(full)]) == 0
+    assert "The study trained it" not in capsys.readouterr().out  # the same budget: no note
 
 
 def test_cli_merges_sweeps_of_one_task(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
