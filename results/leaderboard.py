@@ -296,7 +296,9 @@ def _curve_rows(trial_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any
     start = min(starts) if starts else None
     by_epoch: dict[float, dict[str, Any]] = {}
     for i, r in enumerate(rows):
-        epoch = _epoch_of(r) or float(i + 1)
+        epoch = _epoch_of(r)
+        if epoch is None:
+            epoch = float(i + 1)  # 0.0 stays 0: a trial refused before it trained
         if start is not None and r.get("time_total_s") is not None:
             when = start + r["time_total_s"]
         else:

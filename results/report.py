@@ -252,16 +252,23 @@ def _model_title(best_dir: Path) -> str:
     return title + (f" (val_mse {val:.4g})" if isinstance(val, (int, float)) else "")
 
 
+def study_line(task: str | None) -> tuple[float | None, str]:
+    """The study's best figure and its label for the progress plot's val_mse axis; none where
+    that figure is not an MSE (the study's MNIST rows give their BCE loss)."""
+    row = study_best(task) if task else None
+    if row is None or row.loss != "mse":
+        return None, ""
+    return row.val, f"study's best ({row.id}; {_study_budget(row)})"
+
+
 def write_plots(board: pd.DataFrame, curve: pd.DataFrame, task: str | None,
                 best_dir: Path, directory: Path, top_k: int,
                 meta: dict | None = None) -> list[Path]:
-    row = study_best(task) if task else None
+    study_val, study_label = study_line(task)
     written = [
         plots.learning_curves(curve, board, directory / "curves.png", top_k),
         plots.search_progress(_without_failed(curve, board), directory / "progress.png",
-                              study_val=row.val if row else None,
-                              study_label=(f"study's best ({row.id}; {_study_budget(row)})"
-                                           if row else ""),
+                              study_val=study_val, study_label=study_label,
                               budget=_our_budget(curve, meta or {})),
         plots.size_vs_quality(board, directory / "pareto.png", _study_points(board)),
     ]

@@ -139,6 +139,15 @@ def test_the_summary_says_when_the_study_trained_on_more(
     assert "The study trained it" not in capsys.readouterr().out  # the same budget: no note
 
 
+def test_the_progress_plot_draws_the_studys_best_only_where_it_is_an_mse() -> None:
+    from results.report import study_line
+
+    assert study_line("mnist") == (None, "")  # the study's MNIST figures are BCE losses
+    val, label = study_line("mnist-denoise")
+    assert val == 0.0026 and label.startswith("study's best (mnist-denoise/2.2/3; 50 epochs")
+    assert study_line(None) == (None, "")
+
+
 def test_cli_merges_sweeps_of_one_task(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     first = running_text_sweep(tmp_path / "a")
     second = tmp_path / "b" / "second"

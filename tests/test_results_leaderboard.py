@@ -162,6 +162,20 @@ def test_curves_keep_the_last_report_of_a_replayed_epoch(tmp_path: Path) -> None
     assert curve[C.VAL_MSE].tolist() == [0.01, 0.008]
 
 
+def test_a_trial_refused_before_training_adds_no_trial_epochs(tmp_path: Path) -> None:
+    """The guard's refusal is one report at epoch 0.0 (a falsy epoch once counted as 1)."""
+    sweep = tmp_path / "sweep"
+    write_trial(sweep, "aaaaa_00000", TEXT_BEST, [0.01, 0.009])
+    refused = write_trial(sweep, "aaaaa_00001", TEXT_BEST, [0.5])
+    row = json.loads((refused / C.RESULT_FILE).read_text())
+    row.update({C.EPOCH: 0.0, C.TRAINING_ITERATION: 1, C.VAL_MSE: float("nan"),
+                C.VERDICT: C.Status.REFUSED, "time_total_s": 0.3})
+    (refused / C.RESULT_FILE).write_text(json.dumps(row) + "\n")
+    curve = curves(sweep)
+    assert curve.set_index(C.TRIAL_ID).loc["aaaaa_00001", C.EPOCH] == 0.0
+    assert curve["cum_epochs"].max() == 2.0
+
+
 def test_merge_ranks_across_sweeps_of_one_task(tmp_path: Path) -> None:
     first = running_text_sweep(tmp_path / "a")
     second = tmp_path / "b" / "other"
