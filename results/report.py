@@ -314,10 +314,10 @@ def generate(sweep_dirs: Sequence[str | Path], out: str | Path | None = None,
         best_sweep = board["sweep"].iloc[0] if len(board) else sweep_names(dirs)[0]
         best_dir = by_name[best_sweep] / C.BEST_DIR
     task = next((t for t in tasks.values() if t), None)
+    meta = read_sweep_meta(dirs[0]) if len(dirs) == 1 else None  # merged sweeps: no one budget
     written += write_tables(board, task, out / C.TABLES_DIR, top_k)
-    written += write_plots(board, curve, task, best_dir, out / C.PLOTS_DIR, top_k,
-                           read_sweep_meta(dirs[0]) if len(dirs) == 1 else None)
-    lines += _best_lines(board, task, read_sweep_meta(dirs[0]) if len(dirs) == 1 else None)
+    written += write_plots(board, curve, task, best_dir, out / C.PLOTS_DIR, top_k, meta)
+    lines += _best_lines(board, task, meta)
     lines.append(f"Wrote {len(written)} file(s): leaderboard.csv in each sweep dir, "
                  f"{out / C.TABLES_DIR}, {out / C.PLOTS_DIR}.")
     return Report(board=board, task=task, out=out, written=written, summary="\n".join(lines))
