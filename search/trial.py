@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,42 @@ def seed_layers(model: Any, seed: int) -> None:
     for i, generator in enumerate(generators):
         state = generator.state
         state.assign(np.array([(seed + i) % 2**31, 0], dtype=state.dtype))
+
+
+# Examples whose batch statistics replace BatchNormalization's moving ones before validating:
+# enough for a conv layer's per-channel mean and variance (256 MNIST images are 200,000
+# pixels a channel), about a quarter of a 1,000-image validation's forward passes.
+BN_STAT_EXAMPLES = 256
+
+
+def refresh_batchnorm(model: Any, batches: Iterable[np.ndarray]) -> bool:
+    """Set every BatchNormalization layer's moving mean and variance to the average of its
+    batch statistics over `batches`, with the weights as they are now ("precise BN").
+
+    Validation runs in inference mode, on the moving statistics: an exponential average
+    (momentum 0.99, about the last 100 steps) of batch statistics taken while the weights
+    were changing. Early in a run they lag far behind: `5L,32F(3X3)` with batchnorm on 5,000
+    noisy MNIST images validated at 0.102 after its first epoch, 0.015 once recomputed, and
+    its trials were stopped as collapsed. Recomputing them makes a trial's verdict what the
+    weights are worth, which is what ASHA and the searcher need. Returns whether there were
+    any to refresh. The first batch replaces the statistics; each later one is averaged in.
+    """
+    import keras
+
+    norms = [layer for layer in model.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:
+        return False
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for k, x in enumerate(batches):
+            for layer in norms:
+                layer.momentum = k / (k + 1)  # a running mean of the batch statistics
+            model(x, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta, strict=True):
+            layer.momentum = momentum
+    return True
 
 
 def squared_error(pred: np.ndarray, target: np.ndarray) -> float:
@@ -275,6 +311,17 @@ class Trial:
             count += hi - lo
         return loss_sum, mse_sum, count
 
+    def _stat_batches(self, epoch: int) -> Iterator[np.ndarray]:
+        """The first `BN_STAT_EXAMPLES` training inputs of `epoch`, in training batches."""
+        left = BN_STAT_EXAMPLES
+        for x, _ in self._epoch_order(epoch):
+            for start in range(0, min(len(x), left), self.config.batch_size):
+                batch = x[start : start + min(self.config.batch_size, left - start)]
+                yield batch
+            left -= min(len(x), left)
+            if left <= 0:
+                return
+
     def reports(self) -> Iterator[dict[str, Any]]:
         """Train up to config.epochs, yielding metrics every `report_images` examples and at
         each epoch's end. Stops early, after yielding, when `health` says the trial is lost."""
@@ -285,6 +332,7 @@ class Trial:
             began = time.perf_counter()
             loss_sum, mse_sum, count = self._train_slice(epoch, start, stop)
             train_seconds = time.perf_counter() - began
+            refresh_batchnorm(self.model, self._stat_batches(epoch))
             val = evaluate(self.model, list(self.data.val), self.config.loss, self.eval_batch_size)
             val_seconds = time.perf_counter() - began - train_seconds
             self.images += stop - start
