@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from throughput import CASES  # noqa: E402 - bench/ is not a package
+from throughput import CASES  # bench/ is not a package: its folder is on sys.path
 
 ARMS: dict[str, dict[str, Any]] = {
     "default": {},

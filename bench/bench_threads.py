@@ -55,12 +55,12 @@ def main() -> None:
             unsized.append(_round(args.trials, None, args, storage))
     print(f"sized rounds: {', '.join(f'{t:.1f}' for t in sized)} s; "
           f"default rounds: {', '.join(f'{t:.1f}' for t in unsized)} s")
-    sized, unsized = statistics.median(sized), statistics.median(unsized)
+    sized_s, unsized_s = statistics.median(sized), statistics.median(unsized)
     print(f"{args.trials} concurrent trials on {cores} cores, 1 epoch of "
           f"4L,32,32,64,128F(3X3) on {args.subset} noisy MNIST images each")
-    print(f"thread pools sized to cores/trials, median: {sized:.1f} s")
-    print(f"default thread pools (each trial takes every core), median: {unsized:.1f} s")
-    print(f"ratio default/sized: {unsized / sized:.2f}x")
+    print(f"thread pools sized to cores/trials, median: {sized_s:.1f} s")
+    print(f"default thread pools (each trial takes every core), median: {unsized_s:.1f} s")
+    print(f"ratio default/sized: {unsized_s / sized_s:.2f}x")
 
 
 if __name__ == "__main__":

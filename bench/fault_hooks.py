@@ -58,7 +58,7 @@ def install_worker() -> None:
                 self.model.set_weights([w * np.nan for w in self.model.get_weights()])
         return original(self, epoch, start, stop)
 
-    Trial._train_slice = train_slice
+    Trial._train_slice = train_slice  # type: ignore[method-assign]  # the fault hook
 
 
 def install_driver() -> None:
@@ -77,7 +77,7 @@ def install_driver() -> None:
             return init(*args, runtime_env=runtime_env, **kwargs)
 
         ray.init = init_with_hook
-    kill_at = faults.get("kill_on_board_write")
+    kill_at: int = faults.get("kill_on_board_write") or 0
     if kill_at:
         import results.render as render
 

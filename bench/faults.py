@@ -163,7 +163,7 @@ def retrained(sweep: Path, finished: set[str]) -> set[str]:
     for trial_id, rows in result_rows(sweep).items():
         if trial_id not in finished:
             continue
-        seen: dict[int, float] = {}
+        seen: dict[Any, Any] = {}
         for row in rows:
             images, seconds = row.get(C.IMAGES), row.get(C.SECONDS)
             if images in seen and seen[images] != seconds:
@@ -198,7 +198,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 # --- kills, damaged state, a moved sweep ------------------------------------------------------
-def kills(root: Path, data_dir: Path) -> list[Row]:
+def kills(root: Path, data_dir: Path) -> list[Row]:  # noqa: PLR0915 - one scenario after another
     sweep = root / "killed"
     args = [*KILL_SWEEP, "--storage", str(root), "--name", "killed", "--address", "local"]
     rows = {name: Row(name) for name in ("SIGKILL while trials start", "Ctrl-C mid-epoch",
@@ -440,7 +440,7 @@ def node_death(root: Path, data_dir: Path) -> list[Row]:
         def checkpointed_on_a_worker() -> bool:
             for trial_id, reports in result_rows(sweep).items():
                 done = [r for r in reports if r.get(C.EPOCH) == 1]
-                if done and list((sweep / f"trial_{trial_id}").glob("checkpoint_*")) and \
+                if done and any((sweep / f"trial_{trial_id}").glob("checkpoint_*")) and \
                         reports[-1].get(C.EPOCH, 0) < EPOCHS:
                     victim.update(trial=trial_id, node=str(done[-1][C.NODE]))
                     return True

@@ -160,7 +160,8 @@ def ray_sweeps(args: argparse.Namespace, shares: tuple[float, ...] = (1.0, 0.25)
                     cpus_per_trial=1.0, gpus_per_trial=share, storage=storage,
                     name=f"gpu-{share:g}", data=data_options)
                 start = time.perf_counter()
-                results, _ = run_sweep(settings, data)
+                grid, _ = run_sweep(settings, data)
+                results = [grid[i] for i in range(len(grid))]  # indexed, not iterable
                 wall = time.perf_counter() - start
                 metrics = [r.metrics for r in results if r.error is None and r.metrics]
                 if len(metrics) < args.ray_trials:

@@ -86,14 +86,17 @@ def one_cluster(nodes: int, args: argparse.Namespace, data, options: DataOptions
                                  max_epochs=args.epochs, cpus_per_trial=1.0, storage=storage,
                                  name=name, data=options)
         start = time.perf_counter()
-        results, _ = run_sweep(settings, data)
+        grid, _ = run_sweep(settings, data)
+        # A ResultGrid is indexed, not iterated; a trial that ran has metrics.
+        results = [grid[i] for i in range(len(grid))]
         wall = time.perf_counter() - start
         failed = [r for r in results if r.error is not None]
         if failed:
             raise SystemExit(f"{len(failed)} trial(s) failed: {failed[0].error}")
-        used = {r.metrics.get("node", "?") for r in results}
-        trial_s = [r.metrics["time_total_s"] for r in results]
-        train_s = [r.metrics[C.SECONDS] for r in results]
+        metrics = [r.metrics or {} for r in results]
+        used = {m.get("node", "?") for m in metrics}
+        trial_s = [m["time_total_s"] for m in metrics]
+        train_s = [m[C.SECONDS] for m in metrics]
         return wall, used, {"trial": statistics.mean(trial_s), "train": statistics.mean(train_s),
                             "busy": sum(trial_s) / (nodes * args.cpus_per_node * wall)}
     finally:

@@ -28,7 +28,8 @@ import statistics
 import time
 from typing import Any
 
-CASES = {  # (task, study row, data options): small enough for seconds a round on a CPU
+# (task, study row, data options): small enough for seconds a round on a CPU
+CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "mnist": ("mnist", "mnist/1.2/2", {"subset": 3000, "val_subset": 200}),
     "text-patches": ("text", "text/3.1/10", {"subset": 12, "val_subset": 1, "patch_size": 96,
                                             "patches_per_page": 32}),

@@ -136,7 +136,7 @@ def config_kind(text: str) -> str:
     return "row" if text.count("/") == 2 else "notation"
 
 
-def check_args(args: argparse.Namespace, given: Iterable[str]) -> None:
+def check_args(args: argparse.Namespace, given: Iterable[str]) -> None:  # noqa: C901, PLR0912
     """Refuse bad flag values and flags that do not apply, naming the flag. Reads nothing."""
     given = set(given)
     single = args.config is not None

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from search import internals
 from search.checks import InputError, NameLock, check_address, check_output, unplaceable
 from search.data import DataOptions, load_task
 from search.precision import FLOAT32
@@ -35,12 +36,11 @@ def connect(address: str | None, verbose: bool = True) -> str:
     import logging
 
     import ray
-    from ray._private.utils import read_ray_address
 
     if address is None:
         if os.environ.get("RAY_ADDRESS"):
             address, how = os.environ["RAY_ADDRESS"], "RAY_ADDRESS"
-        elif read_ray_address():
+        elif internals.recorded_ray_address():
             address, how = "auto", "the cluster this machine belongs to"
         else:
             address, how = "local", "no cluster found"
@@ -58,8 +58,8 @@ def connect(address: str | None, verbose: bool = True) -> str:
             raise InputError(f"{how} {address}: {str(exc).splitlines()[0]}") from None
         print(f"Ray: joined the cluster at {address} ({how}); {_resources()}")
     if not verbose:
-        print(f"worker output (TensorFlow, Ray): {_logs_dir()}/worker-*.err and .out on each "
-              f"node; --verbose shows it here")
+        print(f"worker output (TensorFlow, Ray): {internals.worker_logs_dir()}/worker-*.err and "
+              f".out on each node; --verbose shows it here")
     return address
 
 
@@ -69,16 +69,6 @@ def _resources() -> str:
     have = ray.cluster_resources()
     return (f"{have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs, "
             f"{len(ray.nodes())} node(s)")
-
-
-def _logs_dir() -> str:
-    """Where this machine's Ray workers write their stdout and stderr."""
-    try:
-        from ray._private import worker
-
-        return str(Path(worker._global_node.get_session_dir_path()) / "logs")  # type: ignore
-    except Exception:  # noqa: BLE001 - a private API: fall back to Ray's default place
-        return "/tmp/ray/session_latest/logs"
 
 
 def settings_from(args: argparse.Namespace):
@@ -133,21 +123,8 @@ def launch_sweep(args: argparse.Namespace) -> int:
 
 
 def _can_grow(address: str) -> bool:
-    """Whether the cluster may add nodes: never a local Ray this driver started; a cluster the
-    Ray launcher started (its head has ~/ray_bootstrap_config.yaml, as Tune checks), or one
-    that reports node groups to Ray's autoscaler (KubeRay, autoscaler v2)."""
-    from ray._private.state import state
-    from ray.tune.execution.cluster_info import _is_ray_cluster
-
-    if address == "local":
-        return False
-    if _is_ray_cluster():
-        return True
-    try:
-        config = state.get_cluster_config()
-    except Exception:  # noqa: BLE001 - an older or partial GCS: assume it cannot grow
-        return False
-    return bool(config is not None and config.node_group_configs)
+    """Whether the cluster may add nodes: never a local Ray this driver started."""
+    return address != "local" and internals.cluster_can_grow()
 
 
 def run_prepared(args: argparse.Namespace, settings: SweepSettings) -> int:
@@ -241,7 +218,7 @@ def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
                 # Trials save reconstructions with each checkpoint: then no TensorFlow here.
                 target = write_best(Path(checkpoint), None, data, m,
                                     experiment_dir / C.BEST_DIR, trial_id=m.get(C.TRIAL_ID))
-            except Exception as exc:  # noqa: BLE001 - the sweep is done; say where its best is
+            except Exception as exc:  # the sweep is done: say where its best is
                 raise ExportError(
                     f"could not write {experiment_dir / C.BEST_DIR} ({type(exc).__name__}: "
                     f"{exc}); the leaderboard and checkpoints are intact, and the best trial's "

@@ -15,14 +15,13 @@ from typing import Any
 
 from ray.tune.search import BasicVariantGenerator, SearchGenerator
 
+from search import internals
+
 
 def moved_storage(storage: Any, storage_path: str, name: str | None) -> Any:
     """A copy of Ray's `StorageContext` pointing at `storage_path/name` (a path or URI)."""
-    # Ray's own split of a path or URI into filesystem and path (as RunConfig does).
-    from ray.train._internal.storage import get_fs_and_path
-
     moved = copy.copy(storage)
-    moved.storage_filesystem, moved.storage_fs_path = get_fs_and_path(storage_path)
+    moved.storage_filesystem, moved.storage_fs_path = internals.fs_and_path(storage_path)
     moved.experiment_dir_name = name or storage.experiment_dir_name
     return moved
 
@@ -42,7 +41,7 @@ class RelocatableSearchGenerator(_Relocatable, SearchGenerator):
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)
-        experiment = self._experiment
+        experiment = internals.search_experiment(self)
         if experiment is None or experiment.spec.get("storage") is None:
             return
         experiment.spec["storage"] = experiment.storage = self._moved(experiment.spec["storage"])
@@ -58,7 +57,7 @@ class RelocatableVariantGenerator(_Relocatable, BasicVariantGenerator):
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)
-        for iterator in self._iterators:
+        for iterator in internals.variant_iterators(self):
             specs = [iterator.unresolved_spec]
             variants = iterator.variants
             if variants is not None and not variants.lazy_eval:

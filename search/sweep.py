@@ -26,6 +26,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 import spaces
 from results.render import atomic_write_text
 from results.sweepdir import read_status
+from search import internals
 from search.console import Budget
 from search.data import DataOptions, TaskData
 from search.fidelity import BudgetStopper, FidelityOptunaSearch, WarmStartASHA
@@ -300,12 +301,9 @@ def _check_resume(settings: SweepSettings, resume: bool) -> None:
     _check_ray_state(settings)
 
 
-# Ray's experiment state in the sweep dir (ray/tune: impl/tuner_internal.py `_TUNER_PKL`,
-# execution/tune_controller.py `CKPT_FILE_TMPL`, search/searcher.py and search_generator.py,
-# search/basic_variant.py). On resume Ray reads the newest of each pattern; a damaged one
-# makes it log "Failed to restore the run state" and silently start the sweep over.
-RAY_STATE_FILES = ("tuner.pkl", "experiment_state-*.json", "searcher-state-*.pkl",
-                   "search_gen_state-*.json", "basic-variant-state-*.json")
+# On resume Ray reads the newest of each of its state files; a damaged one makes it log
+# "Failed to restore the run state" and silently start the sweep over.
+RAY_STATE_FILES = internals.RAY_STATE_FILES
 
 
 def damaged_ray_state(experiment_dir: Path) -> tuple[Path, str] | None:
@@ -423,10 +421,9 @@ def console_budget(settings: SweepSettings) -> Budget:
 
 def _quiet_restored(tuner: tune.Tuner, settings: SweepSettings, verbose: bool) -> None:
     """A restored sweep brings back its saved run config: give it this run's console."""
-    run_config = getattr(getattr(tuner, "_local_tuner", None), "get_run_config", None)
-    if run_config is None:
+    config = internals.restored_run_config(tuner)
+    if config is None:
         return
-    config = run_config()
     config.verbose = 1 if verbose else 0
     config.progress_reporter = quiet_ray_console(verbose)
     for callback in config.callbacks or ():
@@ -451,9 +448,8 @@ def _relocate(tuner: tune.Tuner, settings: SweepSettings, meta: dict[str, Any]) 
     statuses and budget into the original. Ray relocates its own files (the trials' storage
     and checkpoints follow the path given to `Tuner.restore`).
     """
-    local = tuner._local_tuner
-    run_config = local.get_run_config() if local else None
-    if local is None or run_config is None:
+    run_config = internals.restored_run_config(tuner)
+    if run_config is None:
         raise SweepError("--resume: Ray's restored tuner has no run config to relocate")
     for callback in run_config.callbacks or []:
         if isinstance(callback, SweepCallback):
@@ -461,7 +457,7 @@ def _relocate(tuner: tune.Tuner, settings: SweepSettings, meta: dict[str, Any]) 
             callback.meta = meta
     if isinstance(run_config.stop, BudgetStopper):
         run_config.stop.path = settings.experiment_dir / "budget.json"
-    search_alg = local._tune_config.search_alg
+    search_alg = internals.restored_search_alg(tuner)
     if isinstance(search_alg, (RelocatableSearchGenerator, RelocatableVariantGenerator)):
         search_alg.storage_path, search_alg.name = settings.storage_path, settings.name
 

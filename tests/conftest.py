@@ -32,3 +32,33 @@ def _page_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         path = tmp_path_factory.mktemp("page-cache")
         patch.setenv(CACHE_ENV, str(path))
         yield path
+
+
+@pytest.fixture
+def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused input must never start Ray, read data or train: any attempt fails the test.
+
+    Modules of refusals use it for every test: `pytestmark = pytest.mark.usefixtures(...)`.
+    """
+    import search.launch
+    import search.single
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        pytest.fail("input that should be refused got as far as Ray, the data or training")
+
+    monkeypatch.setattr(search.launch, "connect", forbidden)
+    monkeypatch.setattr(search.launch, "load_task", forbidden)
+    monkeypatch.setattr(search.single, "load_task", forbidden)
+
+
+def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the CLI on `argv`, which it must refuse: exit status 2 and one line on stderr,
+    starting with "error: ". Returns that line."""
+    from search.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err  # one line
+    return err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from spaces import constants as C
 from spaces.config import ModelConfig
 
 
-def write_trial(
+def write_trial(  # noqa: PLR0913 - each keyword is one field of the files it writes
     sweep_dir: Path,
     trial_id: str,
     config: ModelConfig,
@@ -77,6 +78,7 @@ def write_reconstructions(sweep_dir: Path, pages: bool = False) -> Path:
     best = sweep_dir / C.BEST_DIR
     best.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
+    arrays: dict[str, Any]
     if pages:
         arrays = {
             f"{name}_{i}": rng.random((1, h, 24, 1), dtype=np.float32)

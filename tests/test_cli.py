@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import refused
 
 import search
 import search.launch
@@ -19,22 +20,7 @@ from search.cli import main
 from search.data import DataError
 from spaces import constants as C
 
-
-@pytest.fixture(autouse=True)
-def _no_ray(monkeypatch):
-    """Any attempt to start Ray fails the test: these inputs must be refused before that."""
-
-    def forbidden(address):
-        pytest.fail(f"Ray was started (address {address!r}) for input that should be refused")
-
-    monkeypatch.setattr(search.launch, "connect", forbidden)
-
-
-def refused(argv: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    return capsys.readouterr().err
+pytestmark = pytest.mark.usefixtures("nothing_runs")
 
 
 def test_notation_error_names_the_text(capsys):

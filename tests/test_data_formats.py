@@ -10,18 +10,19 @@ import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from search.data import DataError, DataOptions, documents, load_pages, load_task
+from search.data import DataError, DataOptions, TaskData, documents, load_pages, load_task
 
 H, W = 6, 8  # small pages: what matters is the values
 RED_LUMA = 76 / 255  # Pillow's ITU-R 601-2 luma of (255, 0, 0): 0.299 * 255, rounded down
 
 
-def _save(image: Image.Image | list[Image.Image], path: Path, **kwargs: object) -> Path:
+def _save(image: Image.Image | list[Image.Image], path: Path, **kwargs: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(image, list):
         image[0].save(path, save_all=True, append_images=image[1:], **kwargs)
@@ -134,7 +135,7 @@ BAD_PAGES: dict[str, tuple[str, Callable[[Path], Path], str]] = {
         r"JPEG of mode 'CMYK', 8x6 is not a supported page"),
     "animated PNG": ("p.png", _frames, r"PNG of mode 'L', 8x6, 2 frames is not a single page"),
     "multi-page TIFF": ("p.tif", _frames, r"TIFF .*2 frames is not a single page"),
-    "text named .jpg": ("p.jpg", lambda p: p.write_text("hello") and p, "not a readable image"),
+    "text named .jpg": ("p.jpg", lambda p: (p.write_text("hello"), p)[1], "not a readable image"),
 }
 
 
@@ -163,8 +164,11 @@ MIXED = {"a8.png": (51, 255), "b16.png": (13107, 65535), "c8.png": (102, 204),
          "d16.png": (32768, 0)}  # 0.2/1, 0.2/1, 0.4/0.8, ~0.5/0
 
 
-def _values_by_name(data) -> dict[str, float]:
-    """Every page's single (input, target) value, validation and training alike."""
+def _values_by_name(
+    data: TaskData,
+) -> tuple[dict[str, tuple[float, float]], list[tuple[float, float]]]:
+    """Every validation page's single (input, target) value by name, and the training pages'
+    values in sorted order."""
     found = {}
     names = iter(data.val_names)
     for x, y in data.val:
@@ -235,7 +239,7 @@ def test_jpeg_pages_pair_by_name(tmp_path: Path) -> None:
 def _npz(path: Path, **changes: object) -> Path:
     """An mnist.npz of 5 training and 3 test images; `changes` replace (or, as None, drop) keys."""
     rng = np.random.default_rng(0)
-    arrays: dict[str, object] = {
+    arrays: dict[str, Any] = {
         "x_train": rng.integers(0, 256, (5, 28, 28), dtype=np.uint8),
         "y_train": rng.integers(0, 10, 5, dtype=np.uint8),
         "x_test": rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
@@ -259,8 +263,8 @@ def test_mnist_uint8_is_scaled_by_255(tmp_path: Path) -> None:
 def test_mnist_floats_in_unit_range_are_used_as_they_are(
     tmp_path: Path, dtype: type, task: str
 ) -> None:
-    images = np.linspace(0, 1, 5 * 28 * 28).reshape(5, 28, 28).astype(dtype)
-    tests = np.full((3, 28, 28), 0.5, dtype=dtype)
+    images: np.ndarray = np.linspace(0, 1, 5 * 28 * 28).reshape(5, 28, 28).astype(dtype)
+    tests: np.ndarray = np.full((3, 28, 28), 0.5, dtype=dtype)
     npz = _npz(tmp_path, x_train=images, x_test=tests)
     data = load_task(task, DataOptions(data_dir=npz, noise=0.1))
     (x, y), ((vx, vy),) = data.train[0], data.val

@@ -39,6 +39,7 @@ def failures(rows: list[faults.Row]) -> dict[str, list[str]]:
 
 
 # --- real sweeps ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_killed_interrupted_damaged_and_moved_sweeps_resume_without_losing_a_trial(
         tmp_path, data_dir):
     """SIGKILL while trials start, Ctrl-C mid-epoch (exit 130, one resume hint, INTERRUPTED),
@@ -50,6 +51,7 @@ def test_killed_interrupted_damaged_and_moved_sweeps_resume_without_losing_a_tri
     assert failures(rows) == {}
 
 
+@pytest.mark.slow
 def test_trials_that_raise_run_out_of_memory_diverge_or_are_refused(tmp_path, data_dir):
     """Each is marked with its status and reason, printed once, not retried where a retry
     cannot help; a NaN trial stops at its first report; the healthy trial finishes."""
@@ -59,6 +61,7 @@ def test_trials_that_raise_run_out_of_memory_diverge_or_are_refused(tmp_path, da
     assert failures(rows) == {}
 
 
+@pytest.mark.slow
 def test_a_grid_moved_before_it_made_all_its_trials_finishes_them_in_its_new_place(
         tmp_path, data_dir):
     """The grid points still to come live only in Ray's saved generator state, with their
@@ -224,11 +227,13 @@ def test_a_restored_searcher_creates_its_next_trials_where_the_sweep_is_now(tmp_
 
     kept = RelocatableSearchGenerator(Searcher())
     kept.set_state(state())  # not relocated: as Ray restored it
+    assert kept._experiment is not None
     assert kept._experiment.spec["storage"].storage_fs_path == str(tmp_path / "a")
 
     moved = RelocatableSearchGenerator(Searcher())
     moved.storage_path, moved.name = str(tmp_path / "b"), "sweep"
     moved.set_state(state())
+    assert moved._experiment is not None
     storage = moved._experiment.spec["storage"]
     assert storage.storage_fs_path == str(tmp_path / "b")
     assert storage.experiment_fs_path == str(tmp_path / "b" / "sweep")

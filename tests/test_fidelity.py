@@ -45,6 +45,7 @@ def test_tpe_is_told_stopped_trials_as_pruned_with_their_last_rung():
         for step, value in enumerate(values, start=1):
             searcher.on_trial_result(trial_id, _result(value, step))
         searcher.on_trial_complete(trial_id, _result(values[-1], len(values)))
+    assert searcher._ot_study is not None
     trials = {t.number: t for t in searcher._ot_study.trials}
     assert trials[0].state == TrialState.COMPLETE and trials[0].value == pytest.approx(0.019)
     assert trials[1].state == TrialState.PRUNED
@@ -80,7 +81,7 @@ def test_warm_start_trials_are_never_stopped_early():
     row = _Trial("row", {"depth": 4, "filters": 32, "lr": 1e-3})
     bad = _Trial("bad", {"depth": 6, "filters": 16})
     for trial in (*good, row, bad):
-        asha.on_trial_add(None, trial)
+        asha.on_trial_add(None, trial)  # type: ignore[arg-type]  # ASHA reads id and config
     for i, trial in enumerate(good):
         asha.on_trial_result(None, trial, _result(0.01 + i * 1e-4, 1))
     assert asha.on_trial_result(None, bad, _result(0.5, 1)) == TrialScheduler.STOP

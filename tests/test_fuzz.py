@@ -142,7 +142,7 @@ def valid_configs(draw: st.DrawFn, *, small: bool = False) -> ModelConfig:
         largest = 5 if small else (27 if task != "text" else MAX_KERNEL)
         kernel = draw(st.integers(0, largest // 2)) * 2 + 1
         pool = draw(st.integers(0, min(depth // 2, 2 if small else config_module.MAX_POOL)))
-        arch = {"filters": filters, "kernel": kernel, "pool": pool}
+        arch: dict[str, Any] = {"filters": filters, "kernel": kernel, "pool": pool}
         hidden = depth
     else:
         widest = 16 if small else MAX_DENSE_WIDTH

@@ -51,7 +51,7 @@ def test_check_message_names_the_model_its_size_and_the_flag():
 
 def test_footprint_needs_one_fixed_size():
     with pytest.raises(ConfigError, match="one fixed image size"):
-        footprint(ModelConfig(task="text"), (None, 540))
+        footprint(ModelConfig(task="text"), (None, 540))  # type: ignore[arg-type]  # the bad input
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -12,8 +12,10 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import refused
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -25,26 +27,7 @@ from search.cli import main
 from spaces import constants as C
 from spaces.config import ModelConfig
 
-
-@pytest.fixture(autouse=True)
-def _nothing_runs(monkeypatch):
-    """Refused input must never start Ray, read data or train."""
-
-    def forbidden(*args, **kwargs):
-        pytest.fail("input that should be refused got as far as Ray, the data or training")
-
-    monkeypatch.setattr(search.launch, "connect", forbidden)
-    monkeypatch.setattr(search.launch, "load_task", forbidden)
-    monkeypatch.setattr(search.single, "load_task", forbidden)
-
-
-def refused(argv: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err  # one line
-    return err
+pytestmark = pytest.mark.usefixtures("nothing_runs")
 
 
 def files_under(path: Path) -> list[Path]:
@@ -220,8 +203,13 @@ def test_a_best_folder_with_foreign_files_is_refused_before_training(config, tmp
 # --- the name lock ----------------------------------------------------------------------------
 @pytest.mark.parametrize("config", [True, False], ids=["single", "sweep"])
 def test_two_drivers_on_one_name_are_refused(config, tmp_path, capsys, monkeypatch):
-    ran = []
-    monkeypatch.setattr(search.single, "train_single", lambda *a, **k: ran.append(a) or 0)
+    ran: list[tuple[object, ...]] = []
+
+    def train_single(*args: object, **kwargs: object) -> int:
+        ran.append(args)
+        return 0
+
+    monkeypatch.setattr(search.single, "train_single", train_single)
     folder = tmp_path / "busy"
     argv = (SINGLE if config else ["--task", "mnist"]) + ["--storage", str(tmp_path),
                                                          "--name", "busy"]
@@ -274,15 +262,13 @@ def test_unplaceable_trials_are_named():
              {"Alive": True, "Resources": {"CPU": 4.0}},
              {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}]
     assert unplaceable(nodes, 4, 0) is None
-    assert "--cpus-per-trial 5: no node has 5 CPUs (the most is 4)" in unplaceable(nodes, 5, 0)
-    assert "--gpus-per-trial 0.5: no node has 0.5 GPU(s) (the most is 0)" in unplaceable(
-        nodes, 1, 0.5)
+    assert unplaceable(nodes, 5, 0) == "--cpus-per-trial 5: no node has 5 CPUs (the most is 4)"
+    assert unplaceable(nodes, 1, 0.5) == ("--gpus-per-trial 0.5: no node has 0.5 GPU(s) "
+                                          "(the most is 0)")
     two = [{"Resources": {"CPU": 8.0}}, {"Resources": {"CPU": 1.0, "GPU": 1.0}}]
-    assert "--cpus-per-trial 2: no node has 2 CPUs and 1 GPU(s)" in unplaceable(two, 2, 1)
+    assert unplaceable(two, 2, 1) == ("--cpus-per-trial 2: no node has 2 CPUs and 1 GPU(s) "
+                                      "(the most is 8)")
 
-
-def test_a_local_ray_cannot_grow():
-    assert search.launch._can_grow("local") is False
 
 
 # --- atomic writes ----------------------------------------------------------------------------
@@ -416,11 +402,18 @@ def test_any_flag_values_give_a_runnable_plan_or_one_line_exit_2(task, config, f
     from spaces.guard import footprint
 
     plans: list = []
+
+    def train_single(args: Any, cfg: Any, best: Any, **kwargs: Any) -> int:
+        plans.append(("single", args, cfg, best))
+        return 0
+
+    def run_prepared(args: Any, settings: Any) -> int:
+        plans.append(("sweep", args, settings, None))
+        return 0
+
     patch = pytest.MonkeyPatch()
-    patch.setattr(search.single, "train_single", lambda args, cfg, best, **k: plans.append(
-        ("single", args, cfg, best)) or 0)
-    patch.setattr(search.launch, "run_prepared", lambda args, s: plans.append(
-        ("sweep", args, s, None)) or 0)
+    patch.setattr(search.single, "train_single", train_single)
+    patch.setattr(search.launch, "run_prepared", run_prepared)
     argv = ["--task", task, *([] if config is None else ["--config", config])]
     for name, value in flags.items():
         argv += [f"{name}={value}"]
@@ -430,7 +423,7 @@ def test_any_flag_values_give_a_runnable_plan_or_one_line_exit_2(task, config, f
         with tempfile.TemporaryDirectory() as storage, contextlib.redirect_stderr(err):
             argv += ["--storage", storage]
             try:
-                code = main(argv)
+                code: int | str | None = main(argv)
             except SystemExit as exc:
                 code = exc.code
     finally:

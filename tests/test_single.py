@@ -18,6 +18,7 @@ def test_the_studys_best_text_model_fits_by_default_on_cpu(monkeypatch):
     monkeypatch.setattr(search.single, "_gpu_present", lambda: False)
     args = build_parser().parse_args(["--task", "text", "--config", STUDY_BEST_TEXT])
     said = search.single.default_patches(args, search.single._gpu_present())
+    assert said is not None
     assert args.patch_size == 96 and "96x96 patches" in said and "whole pages" in said
     config = search.single.resolve_config(args)
     assert (config.batch_size, config.epochs) == (16, 25)  # the study's, not MNIST's 128

@@ -35,7 +35,9 @@ def test_registry():
                for spec in REGISTRY.values())
     assert set(SPACES) == {"default", "study-axes", "report"}
     assert task_bounds("text").families == ("conv",)
-    assert callable(get_space("study-axes", "mnist"))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = get_space("study-axes", "mnist")(study.ask())  # a define-by-run space
+    assert ModelConfig.from_dict(drawn[MODEL_KEY]).task == "mnist"
     with pytest.raises(ConfigError,
                        match="unknown space 'grid': expected one of default, study-axes, report"):
         get_space("grid", "mnist")
@@ -107,10 +109,13 @@ def test_ray_optuna_search_starts_from_the_warm_point():
         points_to_evaluate=warm_start_points("text"),
     )
     first = search.suggest("t0")
+    assert first is not None
     assert first[MODEL_KEY] == _replay("text", warm_start_points("text")[0]).to_dict()
     assert first["filter_schedule"] == "widening"  # Ray keeps the flat params beside the model
     search.on_trial_complete("t0", {OBJECTIVE: 0.01})
-    second = ModelConfig.from_dict(search.suggest("t1")[MODEL_KEY])
+    suggested = search.suggest("t1")
+    assert suggested is not None
+    second = ModelConfig.from_dict(suggested[MODEL_KEY])
     assert second.task == "text"
 
 

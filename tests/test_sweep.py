@@ -37,6 +37,7 @@ def board(sweep_dir: Path) -> pd.DataFrame:
     return pd.read_csv(sweep_dir / C.LEADERBOARD_FILE)
 
 
+@pytest.mark.slow
 def test_grid_replays_study_rows_and_a_refused_row_fails_alone(tmp_path, data_dir):
     rows = "mnist/1.2/2,mnist/1.2/3,mnist/1.3/5"  # 1.3/5 is far over the parameter limit
     proc = run_cli(["--task", "mnist", "--space", "report", "--rows", rows, "--max-epochs", "1",
@@ -81,6 +82,7 @@ def test_grid_replays_study_rows_and_a_refused_row_fails_alone(tmp_path, data_di
         assert (tmp_path / "grid" / "plots" / f"{plot}.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_optuna_asha_sweep_writes_a_ranked_leaderboard(tmp_path, data_dir):
     proc = run_cli(["--task", "mnist-denoise", "--space", "study-axes", "--num-samples", "5",
                     "--max-epochs", "2", "--max-params", "20000", "--max-concurrent", "2",
@@ -114,6 +116,9 @@ def test_optuna_asha_sweep_writes_a_ranked_leaderboard(tmp_path, data_dir):
         assert noise not in proc.stdout + proc.stderr, noise
 
 
+@pytest.mark.slow
+@pytest.mark.slow
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
 def test_resume_after_a_stop_finishes_every_trial_once(tmp_path, data_dir, stop):
     args = ["--task", "mnist", "--space", "study-axes", "--search", "random", "--scheduler", "fifo",

@@ -56,7 +56,7 @@ class DataOptions:
     `patch_size`, `patches_per_page` and `resize=(H, W)` are for the text task's pages.
     """
 
-    data_dir: str | None = None  # as given (None: loaders may consult $SEARCH_DATA_DIR)
+    data_dir: str | Path | None = None  # recorded as text (None: loaders read $SEARCH_DATA_DIR)
     subset: int | None = None
     val_subset: int | None = None
     noise: float = 0.5
