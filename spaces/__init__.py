@@ -69,8 +69,10 @@ def task_bounds(task: str) -> TaskBounds:
 def sampled_space(
     space: str, task: str, *, max_params: int | None = None,
     max_activation_mb: float | None = None, input_shape: tuple[int, int] | None = None,
+    ordered: bool = False,
 ) -> Callable[[Any], dict[str, Any]]:
-    """`space` ("default" or "study-axes") of `task` under the user's limits."""
+    """`space` ("default" or "study-axes") of `task` under the user's limits. `ordered`: the
+    default space's ordered choices as integer parameters (spaces/default.py)."""
     _check("space", space, SAMPLED_SPACES)
     if space == "study-axes":
         return full_space(task, max_params=max_params, max_activation_mb=max_activation_mb,
@@ -84,6 +86,7 @@ def sampled_space(
         max_activation_mb=min(bounds.max_activation_mb,
                               max_activation_mb or bounds.max_activation_mb),
         input_shape=(input_shape[0], input_shape[1]) if input_shape else bounds.input_shape,
+        ordered=ordered,
     )
     return functools.partial(default.sample, bounds=limited)
 
@@ -114,14 +117,17 @@ def full_space(
     return functools.partial(sample, bounds=limited)
 
 
-def warm_start_points(task: str, space: str = "study-axes") -> list[dict[str, Any]]:
+def warm_start_points(task: str, space: str = "study-axes", *,
+                      ordered: bool = False) -> list[dict[str, Any]]:
     """The study's best rows of `task` as parameters of `space` ("default" or "study-axes"),
-    where the space can express them (the default space trains them with its own loss)."""
+    where the space can express them (the default space trains them with its own loss), in
+    the default space's `ordered` encoding where asked."""
     _check("space", space, SAMPLED_SPACES)
     _check("task", task, TASKS)
     best = [r.config for r in study_rows(task) if r.best]
     if space == "default":
-        found = (default.point_for(c, REGISTRY[task].default) for c in best)
+        bounds = dataclasses.replace(REGISTRY[task].default, ordered=ordered)
+        found = (default.point_for(c, bounds) for c in best)
     else:
         found = (point_for(c, task_bounds(task)) for c in best)
     return [p for p in found if p is not None]

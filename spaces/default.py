@@ -21,8 +21,13 @@ space keeps what the study's best models have in common and what the metric need
   receptive fields at the same cost (the `skip` axis).
 
 Parameter names: depth, filters, schedule, kernel, batchnorm, lr, batch_size; text also
-unet_levels and skip. Every distribution is the same in every trial (TPE's multivariate
-model needs that): where a range depends on another choice, the value is clamped instead.
+unet_levels and skip. With `ordered=True` the ordered choices are integers a model-based
+searcher can interpolate over: filters as `filters_log2` (4..6), the kernel as an integer with
+step 2, the batch size as `batch_size_log2` (5..7). As categoricals, TPE cannot tell that 32
+filters lie between 16 and 64; random sampling draws the same configs either way.
+
+Every distribution is the same in every trial (TPE's multivariate model needs that): where a
+range depends on another choice, the value is clamped instead.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class DefaultBounds:
     max_params: int = 250_000  # the compute cap (see the module docstring)
     max_activation_mb: float = 2048.0
     epochs: int = 50  # a neutral default: the sweep overrides it with --max-epochs
+    ordered: bool = False  # ordered choices as integers (see the module docstring)
 
     @property
     def limits(self) -> Limits:
@@ -71,12 +77,40 @@ def _narrowed(config: ModelConfig, bounds: DefaultBounds) -> ModelConfig:
     return config
 
 
+def _powers_of_two(values: tuple[int, ...]) -> tuple[int, int] | None:
+    """(low, high) exponents where `values` are exactly the powers of two in between."""
+    exponents = [v.bit_length() - 1 for v in values]
+    if any(v != 2**e for v, e in zip(values, exponents, strict=True)):
+        return None
+    low, high = min(exponents), max(exponents)
+    return (low, high) if sorted(values) == [2**e for e in range(low, high + 1)] else None
+
+
+def _ordered_int(trial: SuggestTrial, name: str, values: tuple[int, ...]) -> int:
+    """One of `values` as an integer parameter: `NAME_log2` for consecutive powers of two,
+    `NAME` with a step for an arithmetic run, else a categorical (nothing to order by)."""
+    powers = _powers_of_two(values)
+    if powers is not None:
+        return int(2 ** trial.suggest_int(f"{name}_log2", *powers))
+    ordered = sorted(values)
+    steps = {b - a for a, b in zip(ordered, ordered[1:], strict=False)}
+    if len(steps) == 1:
+        return trial.suggest_int(name, ordered[0], ordered[-1], step=steps.pop())
+    return int(trial.suggest_categorical(name, values))
+
+
+def _choose(trial: SuggestTrial, bounds: DefaultBounds, name: str, values: tuple[int, ...]) -> int:
+    if bounds.ordered and len(values) > 1:
+        return _ordered_int(trial, name, values)
+    return int(trial.suggest_categorical(name, values))
+
+
 def sample(trial: SuggestTrial, bounds: DefaultBounds) -> dict[str, Any]:
     """One draw of the default space for `bounds.task`: `{MODEL_KEY: config_dict}`."""
     depth = trial.suggest_int("depth", *bounds.depths)
-    base = trial.suggest_categorical("filters", bounds.filters)
+    base = _choose(trial, bounds, "filters", bounds.filters)
     schedule = trial.suggest_categorical("schedule", bounds.schedules)
-    kernel = trial.suggest_categorical("kernel", bounds.kernels)
+    kernel = _choose(trial, bounds, "kernel", bounds.kernels)
     batchnorm = trial.suggest_categorical("batchnorm", (False, True))
     unet: dict[str, Any] = {}
     if bounds.unet_levels:
@@ -95,7 +129,7 @@ def sample(trial: SuggestTrial, bounds: DefaultBounds) -> dict[str, Any]:
         loss=bounds.loss,
         optimizer="adam",
         lr=trial.suggest_float("lr", *bounds.lr_range, log=True),
-        batch_size=trial.suggest_categorical("batch_size", bounds.batch_sizes),
+        batch_size=_choose(trial, bounds, "batch_size", bounds.batch_sizes),
         epochs=bounds.epochs,
     )
     return {MODEL_KEY: _narrowed(config, bounds).to_dict()}
@@ -123,5 +157,15 @@ def point_for(config: ModelConfig, bounds: DefaultBounds) -> dict[str, Any] | No
                     "lr": config.lr, "batch_size": config.batch_size}
                 if bounds.unet_levels:
                     point |= {"unet_levels": config.pool, "skip": config.skip}
-                return point
+                return _encoded(point, bounds) if bounds.ordered else point
     return None
+
+
+def _encoded(point: dict[str, Any], bounds: DefaultBounds) -> dict[str, Any]:
+    """A categorical point in the names and values `sample` uses when `bounds.ordered`."""
+    out = dict(point)
+    for name, values in (("filters", bounds.filters), ("kernel", bounds.kernels),
+                         ("batch_size", bounds.batch_sizes)):
+        if len(values) > 1 and _powers_of_two(values) is not None:
+            out[f"{name}_log2"] = int(out.pop(name)).bit_length() - 1
+    return out

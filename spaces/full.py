@@ -53,7 +53,8 @@ from spaces.guard import check, fits
 class SuggestTrial(Protocol):
     """The part of `optuna.Trial` a define-by-run function uses (Ray passes a wrapper)."""
 
-    def suggest_int(self, name: str, low: int, high: int) -> int: ...
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1,
+                    log: bool = False) -> int: ...
 
     def suggest_float(
         self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False

@@ -135,6 +135,33 @@ def _largest_patch(config: ModelConfig, shape: tuple[int, int], limit_bytes: flo
     return 0
 
 
+def multiply_adds(config: ModelConfig, input_shape: tuple[int, int]) -> int:
+    """Multiply-adds of one forward pass over one image of `input_shape`: a trial's cost per
+    training example, known before it trains (the backward pass costs about twice as much,
+    in the same proportion for every model)."""
+    height, width = input_shape
+    if config.family == "dense":
+        n_in, total = height * width, 0
+        for spec in dense_layout(config):
+            total += n_in * spec["width"]
+            n_in = spec["width"]
+        return total
+    k2 = config.kernel * config.kernel
+    multiple = 2**config.pool
+    h, w = (-(-height // multiple) * multiple, -(-width // multiple) * multiple)
+    channels, total = 1, 0
+    for spec in conv_layout(config):
+        total += k2 * channels * spec["filters"] * h * w
+        channels = spec["filters"]
+        if spec["pool"]:
+            h, w = h // 2, w // 2
+        if spec["upsample"]:
+            h, w = h * 2, w * 2
+        if spec["skip_channels"]:
+            channels += spec["skip_channels"]
+    return total + k2 * channels * h * w  # the output Conv2D(1)
+
+
 def _violations(
     config: ModelConfig, input_shape: tuple[int, int], max_params: int,
     max_activation_mb: float, train_shape: tuple[int, int] | None = None,

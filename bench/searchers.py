@@ -1,0 +1,323 @@
+"""Searchers against random search, the study's rows and the study's best row, at equal time.
+
+    python bench/searchers.py [--tasks mnist mnist-denoise text] [--seeds 0 1 2 3 4]
+        [--time-budget 90] [--slots 2] [--arms tpe random study best-row best-row-bce]
+        [--address auto] [--keep DIR]
+    python bench/searchers.py --summarize DIR      # the tables and RESULT lines again
+
+Each job is one (task, seed, arm) in its own process, given `--time-budget` wall seconds:
+  tpe / optuna / random: a sweep of the default space with that searcher and ASHA, trials of
+      at most `--epochs` epochs (the efficiency benchmark's data and epochs per task);
+  study: the study's rows of the task as a grid (FIFO), `--epochs` each, in table order;
+  best-row: the study's best row of the task, trained alone (no Ray) until the time is up,
+      with its own loss; best-row-bce: the same with binary cross-entropy, the default
+      space's recipe (the best MNIST denoiser collapses under MSE).
+`--slots` jobs run at once, each trial on one CPU (and `--gpus-per-trial` of a GPU). With
+`--address`, the sweeps share that Ray cluster (start it with as many CPUs as slots); else each
+job starts its own Ray. Jobs
+are ordered so that each wave runs every arm of a (task, seed) together: equal conditions.
+
+A result at time t is the leaderboard then: the best healthy trial's last report so far
+(collapsed, diverged and failed trials never count). Prints a table per task (mean ± std over
+seeds), then
+  RESULT search_vs_random=<median over task-seed pairs of best(tpe)/best(random) at equal time>
+  RESULT search_losses=<pairs where best(tpe) > 1.05 x best(random)>
+  RESULT time_to_match_random=<median fraction of the time tpe took to reach random's final>
+  RESULT search_vs_best_row=<median over tasks of best(tpe)/best row alone, at equal time>
+  RESULT efficiency_ratio=<median over pairs of best(tpe)/best(study's rows), equal time>
+and the same ratios at equal images (each pair cut at the images the smaller arm trained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.efficiency import DEFAULTS
+
+SEARCH_ARMS = ("tpe", "optuna", "random")
+ARMS = (*SEARCH_ARMS, "study", "best-row", "best-row-bce")
+Report = dict[str, Any]  # t (s since the job's start), images (spent so far), trial, value, ok
+
+
+def _options(task: str, data_dir: str | None) -> Any:
+    from search.data import DataOptions
+
+    d = DEFAULTS[task]
+    return DataOptions(data_dir=data_dir, subset=d["subset"], val_subset=d["val_subset"],
+                       patch_size=d.get("patch_size"))
+
+
+def _sweep_reports(results: Any, start: float) -> list[Report]:
+    from spaces import constants as C
+
+    out = []
+    for result in results:
+        frame = result.metrics_dataframe
+        if frame is None or frame.empty or C.VAL_MSE not in frame:
+            continue
+        ok = result.error is None and not (C.VERDICT in frame and frame[C.VERDICT].notna().any())
+        trial = str(result.metrics.get(C.TRIAL_ID, result.path))
+        for _, row in frame.iterrows():
+            at = float(row.get(C.STARTED_AT, start)) + float(row["time_total_s"]) - start
+            out.append({"t": at, "trial_images": int(row[C.IMAGES]), "trial": trial,
+                        "value": float(row[C.VAL_MSE]), "ok": bool(ok)})
+    return _with_spent(out)
+
+
+def _with_spent(reports: list[Report]) -> list[Report]:
+    """Sorted by time, with `images`: what the arm had trained on in all by then."""
+    reports.sort(key=lambda r: r["t"])
+    seen: dict[str, int] = {}
+    for r in reports:
+        seen[r["trial"]] = max(seen.get(r["trial"], 0), r.pop("trial_images"))
+        r["images"] = sum(seen.values())
+    return reports
+
+
+def _run_sweep(task: str, seed: int, arm: str, args: argparse.Namespace) -> list[Report]:
+    import ray
+
+    from search.data import load_task
+    from search.sweep import SweepSettings, run_sweep
+
+    options = _options(task, args.data_dir)
+    data = load_task(task, options)
+    if args.address:
+        ray.init(address=args.address, log_to_driver=False)
+    else:
+        ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    grid = arm == "study"
+    settings = SweepSettings(
+        task=task, name=f"{task}-{seed}-{arm}", storage=args.storage, seed=seed, data=options,
+        max_epochs=DEFAULTS[task]["epochs"], cpus_per_trial=1.0, max_concurrent=1,
+        gpus_per_trial=args.gpus_per_trial,
+        space="report" if grid else "default", search="grid" if grid else arm,
+        scheduler="fifo" if grid else "asha", num_samples=1 if grid else -1,
+        time_budget_s=args.time_budget,
+    )
+    start = time.time()
+    results, _ = run_sweep(settings, data)
+    ray.shutdown()
+    return _sweep_reports(results, start)
+
+
+def _run_row(task: str, seed: int, arm: str, args: argparse.Namespace) -> list[Report]:
+    """The study's best row alone, trained until the time is up (no Ray, one process)."""
+    import keras
+
+    from search.data import load_task
+    from search.sweep import SweepSettings, report_images, with_data
+    from search.trial import Trial
+    from spaces import constants as C
+    from spaces import study_rows
+
+    keras.config.disable_interactive_logging()
+    options = _options(task, args.data_dir)
+    data = load_task(task, options)
+    row = next(r for r in study_rows(task) if r.best)
+    config = row.config.replace(epochs=10_000, **({"loss": "bce"} if arm.endswith("bce") else {}))
+    settings = with_data(SweepSettings(task=task, data=options), data)
+    trial = Trial(config, data, seed=seed, report_images=report_images(settings, data))
+    start, out = time.perf_counter(), []
+    for metrics in trial.reports():
+        t = time.perf_counter() - start
+        if t > args.time_budget:
+            break
+        out.append({"t": t, "trial_images": int(metrics[C.IMAGES]), "trial": row.id,
+                    "value": float(metrics[C.VAL_MSE]), "ok": C.VERDICT not in metrics})
+    return _with_spent(out)
+
+
+def run_job(task: str, seed: int, arm: str, args: argparse.Namespace) -> None:
+    began = time.time()
+    runner = _run_row if arm.startswith("best-row") else _run_sweep
+    reports = runner(task, seed, arm, args)
+    record = {"task": task, "seed": seed, "arm": arm, "time_budget": args.time_budget,
+              "wall_s": time.time() - began, "reports": reports}
+    Path(args.out).write_text(json.dumps(record))
+
+
+# --- the comparison ---------------------------------------------------------------------------
+def best_at(reports: list[Report], *, t: float = math.inf, images: float = math.inf) -> float:
+    """The leaderboard's best (a healthy trial's last report) at time `t` / after `images`."""
+    last: dict[str, float] = {}
+    for r in reports:
+        if r["t"] > t or r["images"] > images:
+            break
+        if r["ok"] and math.isfinite(r["value"]):
+            last[r["trial"]] = r["value"]
+    return min(last.values(), default=math.inf)
+
+
+def time_to_reach(reports: list[Report], target: float, budget: float) -> float:
+    """The fraction of `budget` after which the leaderboard's best was at most `target`."""
+    for r in reports:
+        if r["t"] <= budget and best_at(reports, t=r["t"]) <= target:
+            return r["t"] / budget
+    return math.inf
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.inf
+
+
+def _mean_std(values: list[float]) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "none"
+    std = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    lost = f" ({len(values) - len(finite)} none)" if len(finite) < len(values) else ""
+    return f"{statistics.mean(finite):.5f} ± {std:.5f}{lost}"
+
+
+def summarize(jobs: list[dict[str, Any]]) -> list[str]:
+    """The tables and RESULT lines of finished jobs."""
+    import pandas as pd
+
+    by = {(j["task"], j["seed"], j["arm"]): j for j in jobs}
+    budget = max(j["time_budget"] for j in jobs)
+    lines, pairs, rows = [], [], []
+    for (task, seed, arm), job in sorted(by.items()):
+        reps = job["reports"]
+        rows.append({"task": task, "seed": seed, "arm": arm, "best": best_at(reps, t=budget),
+                     "trials": len({r["trial"] for r in reps}),
+                     "images": reps[-1]["images"] if reps else 0})
+    table = pd.DataFrame(rows)
+    for task in sorted(set(table["task"])):
+        lines.append(f"\n{task}: leaderboard best val_mse after {budget:g} s, mean ± std over "
+                     f"seeds")
+        part = table[table["task"] == task]
+        for arm in [a for a in ARMS if a in set(part["arm"])]:
+            sub = part[part["arm"] == arm]
+            lines.append(f"  {arm:13s} {_mean_std(sub['best'].tolist()):28s} trials "
+                         f"{sub['trials'].median():5.1f}  images {sub['images'].median():9,.0f}")
+    for task, seed in sorted({(t, s) for t, s, _ in by}):
+        get = {arm: by.get((task, seed, arm)) for arm in ARMS}
+        tpe, rnd = get["tpe"], get["random"]
+        if tpe is None:
+            continue
+        pair: dict[str, Any] = {"task": task, "seed": seed}
+        best = best_at(tpe["reports"], t=budget)
+        if rnd is not None:
+            target = best_at(rnd["reports"], t=budget)
+            pair["vs_random"] = _ratio(best, target)
+            pair["time_to_match"] = time_to_reach(tpe["reports"], target, budget)
+            spent = min(tpe["reports"][-1]["images"] if tpe["reports"] else 0,
+                        rnd["reports"][-1]["images"] if rnd["reports"] else 0)
+            pair["vs_random_images"] = _ratio(best_at(tpe["reports"], images=spent),
+                                              best_at(rnd["reports"], images=spent))
+        if get["study"] is not None:
+            pair["vs_study"] = _ratio(best, best_at(get["study"]["reports"], t=budget))
+        own = [best_at(job["reports"], t=budget)
+               for job in (get["best-row"], get["best-row-bce"]) if job is not None]
+        usable = [v for v in own if math.isfinite(v)]  # own loss, else the BCE recipe
+        if usable:
+            pair["vs_best_row"] = _ratio(best, usable[0])
+        pairs.append(pair)
+    frame = pd.DataFrame(pairs)
+    lines.append("\nper task and seed: tpe's best over the other arm's (below 1: tpe better)")
+    lines.append(frame.to_string(index=False, float_format="{:.3f}".format))
+
+    def med(column: str) -> float:
+        return statistics.median(frame[column]) if column in frame else math.nan
+
+    if "vs_random" in frame:
+        per_task = frame.groupby("task")["vs_random"].median()
+        lines.append("median vs random per task: " + ", ".join(
+            f"{t} {v:.3f}" for t, v in per_task.items()))
+        lines.append(f"RESULT search_vs_random={med('vs_random'):.3f}")
+        lines.append(f"RESULT search_losses={int((frame['vs_random'] > 1.05).sum())}")
+        lines.append(f"RESULT time_to_match_random={med('time_to_match'):.3f}")
+        lines.append(f"RESULT search_vs_random_equal_images={med('vs_random_images'):.3f}")
+    if "vs_best_row" in frame:
+        per_task = frame.groupby("task")["vs_best_row"].median()
+        lines.append(f"RESULT search_vs_best_row={statistics.median(per_task):.3f}")
+    if "vs_study" in frame:
+        lines.append(f"RESULT efficiency_ratio={med('vs_study'):.3f}")
+    return lines
+
+
+def _best_row_loss(task: str) -> str:
+    from spaces import study_rows
+
+    return next(r for r in study_rows(task) if r.best).config.loss
+
+
+def _launch(args: argparse.Namespace, out: Path) -> None:
+    """Every job, `--slots` at a time, each arm of a (task, seed) in the same wave."""
+    jobs = [(task, seed, arm) for seed in args.seeds for task in args.tasks for arm in args.arms
+            if not (arm == "best-row-bce" and _best_row_loss(task) == "bce")]  # the same job
+    running: list[tuple[subprocess.Popen[bytes], str]] = []
+    pending = [j for j in jobs if not (out / f"{j[0]}-{j[1]}-{j[2]}.json").is_file()]
+    while pending or running:
+        while pending and len(running) < args.slots:
+            task, seed, arm = pending.pop(0)
+            name = f"{task}-{seed}-{arm}"
+            command = [sys.executable, __file__, "--job", f"{task},{seed},{arm}",
+                       "--out", str(out / f"{name}.json"), "--time-budget", str(args.time_budget),
+                       "--storage", str(out / "sweeps")]
+            if args.data_dir:
+                command += ["--data-dir", args.data_dir]
+            if args.address:
+                command += ["--address", args.address, "--gpus-per-trial",
+                            str(args.gpus_per_trial)]
+            log = (out / f"{name}.log").open("wb")
+            running.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT),
+                            name))
+        time.sleep(1)
+        for proc, name in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, name))
+                status = "done" if proc.returncode == 0 else f"FAILED ({proc.returncode})"
+                print(f"{time.strftime('%H:%M:%S')} {name} {status}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", choices=tuple(DEFAULTS), default=list(DEFAULTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--arms", nargs="+", choices=ARMS,
+                        default=["tpe", "random", "study", "best-row", "best-row-bce"])
+    parser.add_argument("--time-budget", type=float, default=90.0, help="seconds per job")
+    parser.add_argument("--slots", type=int, default=1, help="jobs at once (one CPU each)")
+    parser.add_argument("--address", help="a running Ray cluster for the sweeps")
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0,
+                        help="a share of a GPU for each sweep's trial (with --address)")
+    parser.add_argument("--data-dir", default=os.environ.get("SEARCH_DATA_DIR"))
+    parser.add_argument("--keep", help="write jobs and sweeps here (default: a temp folder)")
+    parser.add_argument("--summarize", help="print the tables of the jobs in this folder")
+    parser.add_argument("--job", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--storage", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.job:
+        task, seed, arm = args.job.split(",")
+        run_job(task, int(seed), arm, args)
+        return
+    if args.summarize:
+        folder = Path(args.summarize)
+    else:
+        folder = Path(args.keep or tempfile.mkdtemp(prefix="searchers-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"jobs of {args.time_budget:g} s, {args.slots} at a time; outputs in {folder}",
+              flush=True)
+        _launch(args, folder)
+    jobs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    for line in summarize(jobs):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

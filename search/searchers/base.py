@@ -1,0 +1,39 @@
+"""What every Optuna-backed searcher shares: the space, the warm-start points, the fidelity-aware
+`OptunaSearch` that tells ASHA-stopped trials to the sampler as pruned."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from ray.tune.search import Searcher
+
+import spaces
+from search.fidelity import FidelityOptunaSearch
+from search.searchers import warm_points
+from spaces import constants as C
+
+if TYPE_CHECKING:
+    from search.sweep import SweepSettings
+
+def space_of(settings: SweepSettings, *, ordered: bool) -> Callable[[Any], dict[str, Any]]:
+    """The sweep's define-by-run space under its limits."""
+    return spaces.sampled_space(settings.space, settings.task, max_params=settings.max_params,
+                                max_activation_mb=settings.max_activation_mb,
+                                input_shape=settings.guard_shape, ordered=ordered)
+
+
+def optuna_searcher(settings: SweepSettings, sampler: optuna.samplers.BaseSampler, *,
+                    ordered: bool) -> tuple[Searcher, dict[str, Any]]:
+    """Ray's `OptunaSearch` around `sampler`, over the sweep's space (the space is the
+    searcher's, so the param space Ray gets is empty)."""
+    searcher = FidelityOptunaSearch(
+        space=space_of(settings, ordered=ordered),
+        metric=C.OBJECTIVE,
+        mode=C.MODE,
+        sampler=sampler,
+        points_to_evaluate=warm_points(settings, ordered=ordered) or None,
+        max_t=settings.max_reports,
+    )
+    return searcher, {}

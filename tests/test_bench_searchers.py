@@ -1,0 +1,45 @@
+"""bench/searchers.py's arithmetic: the leaderboard at a time or an image count, the time to
+reach a target, and the RESULT lines, on made-up reports (the benchmark itself runs sweeps)."""
+
+from __future__ import annotations
+
+import math
+
+from bench.searchers import best_at, summarize, time_to_reach
+
+
+def _r(t: float, images: int, trial: str, value: float, ok: bool = True) -> dict[str, object]:
+    return {"t": t, "images": images, "trial": trial, "value": value, "ok": ok}
+
+
+REPORTS = [_r(1, 100, "a", 0.05), _r(2, 200, "b", 0.02, ok=False), _r(3, 300, "a", 0.04),
+           _r(5, 400, "c", 0.03), _r(8, 500, "c", 0.035)]
+
+
+def test_best_at_is_the_leaderboard_then_healthy_last_reports_only():
+    assert best_at(REPORTS, t=0.5) == math.inf
+    assert best_at(REPORTS, t=2) == 0.05  # b collapsed: never ranked
+    assert best_at(REPORTS, t=5) == 0.03
+    assert best_at(REPORTS) == 0.035  # c's last report, as the leaderboard ranks it
+    assert best_at(REPORTS, images=300) == 0.04
+
+
+def test_time_to_reach_is_a_fraction_of_the_budget():
+    assert time_to_reach(REPORTS, 0.04, budget=10) == 0.3
+    assert time_to_reach(REPORTS, 0.01, budget=10) == math.inf
+
+
+def test_summarize_compares_each_pair_at_equal_time():
+    def job(arm: str, seed: int, scale: float) -> dict[str, object]:
+        reports = [{**r, "value": r["value"] * scale} for r in REPORTS]  # type: ignore[operator]
+        return {"task": "mnist", "seed": seed, "arm": arm, "time_budget": 10,
+                "reports": reports}
+
+    jobs = [job("tpe", 0, 1.0), job("random", 0, 2.0), job("tpe", 1, 1.2), job("random", 1, 1.0),
+            job("best-row", 0, 4.0), job("best-row", 1, 4.0)]
+    lines = summarize(jobs)
+    results = dict(line.removeprefix("RESULT ").split("=") for line in lines
+                   if line.startswith("RESULT"))
+    assert float(results["search_vs_random"]) == (0.5 + 1.2) / 2
+    assert results["search_losses"] == "1"  # seed 1: 1.2 > 1.05
+    assert float(results["search_vs_best_row"]) == 0.275  # median over tasks of seed medians
