@@ -308,6 +308,7 @@ def _curve_rows(trial_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any
             C.EPOCH: epoch,
             **{m: r.get(m) for m in CURVE_METRICS},
             "time": when,
+            "started": start,
         }
     return list(by_epoch.values())
 
@@ -316,7 +317,8 @@ def curves(sweep_dir: str | Path) -> pd.DataFrame:
     """Every reported epoch of every trial, in the order the sweep reported them.
 
     `cum_epochs` counts the trial-epochs the whole sweep had spent when that report arrived,
-    the x axis on which search strategies are compared.
+    and `elapsed_s` the wall seconds since the sweep's first trial started: the two x axes on
+    which search strategies are compared (at equal work, and at equal time).
     """
     sweep_dir = check_sweep_dir(sweep_dir)
     known = set(read_status(sweep_dir))
@@ -324,7 +326,7 @@ def curves(sweep_dir: str | Path) -> pd.DataFrame:
     for trial_dir in trial_dirs(sweep_dir):
         rows = read_results(trial_dir)
         records += _curve_rows(trial_id_of(trial_dir, rows, known), rows)
-    columns = [C.TRIAL_ID, C.EPOCH, *CURVE_METRICS, "time", "cum_epochs"]
+    columns = [C.TRIAL_ID, C.EPOCH, *CURVE_METRICS, "time", "cum_epochs", "elapsed_s"]
     if not records:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
     frame = pd.DataFrame.from_records(records)
@@ -334,17 +336,21 @@ def curves(sweep_dir: str | Path) -> pd.DataFrame:
     # (a fraction of an epoch where trials report inside epochs).
     spent = frame[C.EPOCH] - frame.groupby(C.TRIAL_ID)[C.EPOCH].shift(1).fillna(0.0)
     frame["cum_epochs"] = spent.clip(lower=0).cumsum()
-    for column in (*C.METRICS, C.EPOCH_SECONDS, C.SECONDS, "time"):
+    frame["elapsed_s"] = frame["time"] - pd.to_numeric(frame["started"]).min()
+    for column in (*C.METRICS, C.EPOCH_SECONDS, C.SECONDS, "time", "elapsed_s"):
         frame[column] = frame[column].astype("float64")
     return frame[columns]
 
 
 def best_so_far(curve: pd.DataFrame) -> pd.DataFrame:
-    """The sweep's best val_mse after each trial-epoch spent: columns cum_epochs, val_mse."""
+    """The sweep's best val_mse after each report: columns cum_epochs (trial-epochs spent),
+    elapsed_s (wall seconds since the sweep started) and val_mse."""
     reported = curve.dropna(subset=[C.VAL_MSE])
     return pd.DataFrame(
         {
             "cum_epochs": reported["cum_epochs"].to_numpy(),
+            "elapsed_s": reported["elapsed_s"].to_numpy() if "elapsed_s" in reported
+            else np.full(len(reported), np.nan),
             C.VAL_MSE: reported[C.VAL_MSE].cummin().to_numpy(),
         }
     )

@@ -83,30 +83,35 @@ def search_progress(
     study_label: str = "study's best",
     budget: str = "",
 ) -> Path:
-    """Best val_mse so far against trial-epochs spent, with the study's best as a line.
+    """Best val_mse so far against trial-epochs spent (left) and wall-clock time (right),
+    with the study's best as a line.
 
     One line per sweep where `curve` has a `sweep` column (several sweeps merged). `study_label`
     should state the study's budget and `budget` ours (epochs, images), since the two differ.
+    Searchers are compared at equal time on the right: trials differ several-fold in cost.
     """
-    figure = Figure(figsize=(8, 5), layout="constrained")
-    axes = figure.add_subplot()
+    figure = Figure(figsize=(12, 5), layout="constrained")
+    by_work, by_time = figure.subplots(1, 2, sharey=True)
     sweeps = curve.groupby("sweep", sort=False) if "sweep" in curve else [("best so far", curve)]
     drawn = 0
     for name, part in sweeps:
         best = best_so_far(part)
         if best.empty:
             continue
-        axes.step(best["cum_epochs"], best[C.VAL_MSE], where="post", label=str(name))
+        by_work.step(best["cum_epochs"], best[C.VAL_MSE], where="post", label=str(name))
+        by_time.step(best["elapsed_s"] / 60, best[C.VAL_MSE], where="post")
         drawn += 1
-    if study_val is not None:
-        axes.axhline(study_val, color="tab:red", linestyle="--",
-                     label=f"{study_label}: {study_val:g}")
-    _note_if_empty(axes, not drawn, "reported epochs")
-    axes.set(xlabel="trial-epochs spent by the sweep" + (f" ({budget})" if budget else ""),
-             ylabel=f"best {C.VAL_MSE} so far", title="Search progress")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for axes in (by_work, by_time):
+        if study_val is not None:
+            axes.axhline(study_val, color="tab:red", linestyle="--",
+                         label=f"{study_label}: {study_val:g}" if axes is by_work else None)
+        _note_if_empty(axes, not drawn, "reported epochs")
+    by_work.set(xlabel="trial-epochs spent by the sweep" + (f" ({budget})" if budget else ""),
+                ylabel=f"best {C.VAL_MSE} so far", title="Search progress by work")
+    by_time.set(xlabel="minutes since the sweep started", title="... and by wall-clock time")
+    by_work.xaxis.set_major_locator(MaxNLocator(integer=True))
     if drawn or study_val is not None:
-        axes.set_yscale("log")
+        by_work.set_yscale("log")
         figure.legend(loc="outside lower center", fontsize="small")  # never over a line
     return _save(figure, path)
 

@@ -149,6 +149,12 @@ def test_curves_in_report_order_with_cumulative_epochs(text_sweep: Path) -> None
     best = best_so_far(curve)
     assert best[C.VAL_MSE].is_monotonic_decreasing
     assert best[C.VAL_MSE].iloc[-1] == 0.001
+    # Wall-clock: seconds since the earliest trial start (timestamp - time_total_s) in the files.
+    starts = [json.loads(line)["timestamp"] - json.loads(line)["time_total_s"]
+              for trial in text_sweep.glob("*/") if (trial / C.RESULT_FILE).is_file()
+              for line in (trial / C.RESULT_FILE).read_text().splitlines()]
+    assert curve["elapsed_s"].tolist() == pytest.approx((curve["time"] - min(starts)).tolist())
+    assert best["elapsed_s"].is_monotonic_increasing and best["elapsed_s"].iloc[0] > 0
 
 
 def test_curves_keep_the_last_report_of_a_replayed_epoch(tmp_path: Path) -> None:
