@@ -1,20 +1,31 @@
-"""`python search/run.py`: one configuration (`--config`), or a sweep on local Ray or a cluster."""
+"""`aesearch`: `sweep`, `train` (one configuration), `results`, `export` and `denoise`.
+
+`aesearch sweep|train` take the flags that `search/options.py` declares; `python search/run.py
+...` and `aesearch --task ...` without a command still mean `train` with `--config` and `sweep`
+without (as `ray submit cluster.yaml search/run.py -- ...` does). `results`, `export` and
+`denoise` are `python -m results`, `python -m search.export` and `python -m search.denoise`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
-from search.precision import AUTO, PRECISIONS
-from spaces import REGISTRY
+from search.options import SPECS, SWEEP, TRAIN, Options, Spec, flag
 from spaces.errors import UserError
 
 EPILOG = """\
+commands (optional: without one, --config means train and its absence sweep):
+  sweep     search a space on Ray          train     train one --config without Ray
+  results   tables and plots of sweeps     export    write a sweep's best/ again
+  denoise   clean document pages with a saved model
+
 examples:
   python search/run.py --task mnist --config '6L,16F(3X3)' --epochs 1 --subset 2000
-  python search/run.py --task mnist-denoise --space report --max-epochs 5 --subset 5000
-  python search/run.py --task text --num-samples 40 --patch-size 96
+  aesearch sweep --task mnist-denoise --space report --max-epochs 5 --subset 5000
+  aesearch sweep --task text --num-samples 40 --patch-size 96
   ray submit clusters/aws-gpu.yaml search/run.py -- --task text --gpus-per-trial 0.5
 
 resume: rerun the same command with --resume (same --storage and --name). Finished trials are
@@ -22,32 +33,8 @@ kept, unfinished ones continue from their last checkpoint, errored ones are retr
 sweep cannot grow and a sweep's space, search and budget cannot change on resume: start a new
 --name for that.
 """
-
-
-def _shape(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected HEIGHTxWIDTH such as 420x540, got {text!r}"
-        ) from None
-    return height, width
-
-
-def _duration(text: str) -> float:
-    """Seconds from '90', '90s', '20m', '1h30m'."""
-    import re
-
-    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
-                         r"(?:(\d+(?:\.\d+)?)s?)?\s*", text.lower())
-    if not match or not any(match.groups()):
-        raise argparse.ArgumentTypeError(f"expected a duration such as 20m, 1h30m or 90s, "
-                                         f"got {text!r}")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
-        raise argparse.ArgumentTypeError(f"the duration must be positive, got {text!r}")
-    return total
+GROUPS = {"run": None, "sweep": "sweep", "where": "where", "data": "data",
+          "config": "single configuration (--config)"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,119 +44,140 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="search/run.py", description=__doc__, epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--task", required=True, choices=tuple(REGISTRY),
-                   help="what the autoencoder learns: " + "; ".join(
-                       f"{name}: {spec.description}" for name, spec in REGISTRY.items()))
-    p.add_argument("--verbose", action="store_true",
-                   help="show Ray's status tables, the workers' output and TensorFlow's "
-                        "start-up lines (by default: one line per trial and a progress line)")
-    g = p.add_argument_group("sweep")
-    g.add_argument("--space", choices=("default", "study-axes", "report"), default="default",
-                   help="default: conv models a short search can win in (spaces/default.py); "
-                        "study-axes: every axis the study tried; report: replay the study's "
-                        "table rows")
-    g.add_argument("--search", choices=("optuna", "grid", "random"),
-                   help="default: grid for --space report, optuna (TPE) for the others")
-    g.add_argument("--scheduler", choices=("asha", "fifo"),
-                   help="default: fifo for report (replay every row fully), asha for the others")
-    g.add_argument("--num-samples", type=int,
-                   help="trials to sample (full; default 20), or repeats of each row (report; 1)")
-    g.add_argument("--max-epochs", type=int,
-                   help="epochs per trial and ASHA's max_t "
-                        "(default: the study's: 50 for MNIST, 25 for text)")
-    g.add_argument("--grace-period", type=int, default=1,
-                   help="ASHA: reports before a trial can stop")
-    g.add_argument("--report-images", type=int,
-                   help="training examples between two reports, ASHA's unit (default: "
-                        "automatic, several reports an epoch; the run prints it)")
-    g.add_argument("--budget-epochs", type=float,
-                   help="end the sweep once its trials together trained this many epochs")
-    g.add_argument("--time-budget", type=_duration,
-                   help="end the sweep after this long, e.g. 20m, 1h30m, 90s; running "
-                        "trials stop, and the leaderboard, best/ and tables are complete")
-    g.add_argument("--checkpoint-every", type=int, default=1, help="checkpoint every k epochs")
-    g.add_argument("--rows", type=lambda t: tuple(r.strip() for r in t.split(",") if r.strip()),
-                   help="--space report: replay only these study rows, e.g. text/3.3/4,text/3.3/5")
-    g.add_argument("--warm-start", choices=("report",),
-                   help="give Optuna the study's best rows as first points (off by default)")
-    g.add_argument("--refit", action="store_true",
-                   help="text: retrain the best config on all labelled pages before export")
-    g.add_argument("--seed", type=int, default=0, help="sampler, initialisation and data seed")
-    g.add_argument("--max-params", type=int,
-                   help="refuse configs with more parameters (default: the task's, "
-                        "10M for MNIST, 5M for text)")
-    g.add_argument("--max-activation-mb", type=float,
-                   help="refuse configs whose activations for one batch exceed this "
-                        "(default: the task's, 2048 for MNIST, 8192 for text)")
-    g = p.add_argument_group("where")
-    g.add_argument("--storage", default="runs",
-                   help="experiment storage: a path, or a URI all nodes reach (s3://, gs://)")
-    g.add_argument("--name", help="sweep name (default: TASK-SPACE, or TASK-single for --config)")
-    g.add_argument("--resume", action="store_true", help="restore the sweep --storage/--name")
-    g.add_argument("--address",
-                   help="Ray cluster: 'local' for a new local Ray, 'auto', or host:port. "
-                        "Default: RAY_ADDRESS, else the cluster this machine belongs to, "
-                        "else local")
-    g.add_argument("--cpus-per-trial", type=float,
-                   help="CPUs per trial, also TensorFlow's thread count (sweep default 1; "
-                        "--config default: all)")
-    g.add_argument("--gpus-per-trial", type=float,
-                   help="fractions allowed; default 1 if the cluster has GPUs, else 0")
-    g.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
-    g.add_argument("--precision", choices=PRECISIONS, default=AUTO,
-                   help="training precision: auto (the default) trains in mixed_bfloat16 on "
-                        "CPUs with AMX, where trials trained 1.0-1.9x faster, and in float32 "
-                        "elsewhere, GPUs included")
-    g = p.add_argument_group("data")
-    g.add_argument("--data-dir", help="folder with mnist.npz and/or the documents "
-                                      "(default: SEARCH_DATA_DIR; MNIST downloads through Keras)")
-    g.add_argument("--subset", type=int, help="limit training examples (images or pages)")
-    g.add_argument("--val-subset", type=int, help="limit validation images or pages")
-    g.add_argument("--noise", type=float, default=0.5, help="mnist-denoise noise factor")
-    g.add_argument("--val-fraction", type=float, default=0.2, help="text: held-out pages")
-    g.add_argument("--patch-size", type=int, help="text: train on random square patches")
-    g.add_argument("--patches-per-page", type=int, default=8)
-    g.add_argument("--resize", type=_shape, help="text: resize pages, e.g. 420x540 (the study's)")
-    g = p.add_argument_group("single configuration (--config)")
-    g.add_argument("--config", help="train one config: the study's notation "
-                                    "('4L,32,32,64,128F(3X3)'),"
-                                    " a study row id ('text/3.3/5'), or a config JSON file")
-    g.add_argument("--pool", default="0", help="pooling+upsampling pairs, e.g. '2+2'")
-    g.add_argument("--dropout", default="0", help="dropout layers, e.g. '2 (p=0.2)'")
-    g.add_argument("--batchnorm", default="0", help="batch-normalization layers")
-    g.add_argument("--loss", choices=("mse", "bce", "mae"))
-    g.add_argument("--optimizer", choices=("adam", "sgd", "rmsprop"))
-    g.add_argument("--lr", type=float)
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--epochs", type=int)
-    return p
+def _text_parser(name: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name  # argparse names the converter in "invalid <name> value"
+    return convert
 
 
-def _fail(message: str) -> None:
+class _OldFlag(argparse.Action):
+    """An option's earlier name: it still works, with a one-line note."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"note: {option_string} is now {flag(self.dest)}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _search_help(spec: Spec) -> str:
+    from search.searchers import DEFAULT_SEARCH, SEARCHERS
+
+    return (f"default: grid for --space report, {DEFAULT_SEARCH} for the others. "
+            + "; ".join(f"{name}: {s.why}" for name, s in SEARCHERS.items()))
+
+
+HELP: dict[str, Callable[[Spec], str]] = {"search": _search_help}
+
+
+def _add(group: Any, name: str, spec: Spec, type_: Any) -> None:
+    """One flag, from the option's declaration. Defaults stay with `Options`: the parser
+    suppresses them, so that what it returns is exactly what was given."""
+    kwargs: dict[str, Any] = {"help": HELP[name](spec) if name in HELP else spec.help}
+    if type_ is bool:
+        kwargs["action"] = "store_true"
+    else:
+        choices = spec.choice_list()
+        if choices is not None:
+            kwargs["choices"] = choices
+        elif spec.parse is not None:
+            kwargs["type"] = _text_parser(spec.parse.__name__, spec.parse)
+        elif type_ in (int, float):
+            kwargs["type"] = type_
+        if spec.metavar:
+            kwargs["metavar"] = spec.metavar
+    kwargs["required"] = name == "task"
+    group.add_argument(flag(name), dest=name, **kwargs)
+    for old in spec.old_flags:
+        group.add_argument(old, dest=name, action=_OldFlag, help=argparse.SUPPRESS,
+                           **{k: v for k, v in kwargs.items() if k in ("type", "choices")})
+
+
+def _types() -> dict[str, Any]:
+    import typing
+
+    hints = typing.get_type_hints(Options)
+    result = {}
+    for name, hint in hints.items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        result[name] = args[0] if args else hint
+    return result
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The flags of `sweep` and `train` (both: without a command), one per option."""
+    prog = f"aesearch {command}" if command else "search/run.py"
+    parser = _Parser(prog=prog, description=__doc__, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                     argument_default=argparse.SUPPRESS)
+    groups = {key: parser if title is None else parser.add_argument_group(title)
+              for key, title in GROUPS.items()}
+    types = _types()
+    for name, spec in SPECS.items():  # every flag, so that a misplaced one is named
+        _add(groups[spec.group], name, spec, types[name])
+    return parser
+
+
+def parse(argv: Sequence[str] | None = None,
+          command: str | None = None) -> tuple[Options, set[str]]:
+    """The options a command line asks for, and the names of the flags it gave."""
+    values = vars(build_parser(command).parse_args(argv))
+    return Options(**values), set(values)
+
+
+def _fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from search.checks import check_args, given_flags
+def run(options: Options, given: set[str]) -> int:
+    """Check, then train the one configuration or run the sweep (an exit status)."""
+    options.check(given)  # before anything is read or started
+    if options.mode == TRAIN:
+        from search.single import run_single
+
+        return run_single(options)
+    from search.launch import launch_sweep
+
+    return launch_sweep(options)
+
+
+def _other(command: str, argv: list[str]) -> int:
+    if command == "results":
+        from results.__main__ import main as results_main
+
+        return results_main(argv)
+    if command == "export":
+        from search.export import main as export_main
+
+        return export_main(argv)
+    from search.denoise import main as denoise_main
+
+    return denoise_main(argv)
+
+
+COMMANDS = (SWEEP, TRAIN, "results", "export", "denoise")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args.pop(0) if args and args[0] in COMMANDS else None
+    if command not in (None, SWEEP, TRAIN):
+        return _other(command, args)
+    options, given = parse(args, command)
     from search.export import ExportError
 
     try:
-        check_args(args, given_flags(parser, argv))  # before anything is read or started
-        if args.config is not None:
-            from search.single import run_single
-
-            return run_single(args)
-        from search.launch import launch_sweep
-
-        return launch_sweep(args)
+        if command == TRAIN and options.config is None:
+            raise UserError("aesearch train needs --config (a notation, study row or JSON "
+                            "file); aesearch sweep searches a space")
+        if command == SWEEP and options.config is not None:
+            raise UserError("--config trains one configuration: use aesearch train")
+        return run(options, given)
     except UserError as exc:  # anything else is a bug or a library failure: its traceback shows
         _fail(str(exc))
     except ExportError as exc:
@@ -179,7 +187,6 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: continue the sweep with the same command and --resume",
               file=sys.stderr)
         return 130
-    return 2
 
 
 if __name__ == "__main__":

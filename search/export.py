@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from search.checks import foreign_entries
 from search.data import TaskData
+from search.outputs import foreign_entries
 from search.precision import FLOAT32
 from search.trial import Trial, reconstructions
 from spaces import constants as C

@@ -1,18 +1,25 @@
-"""A sweep from the command line: connect to Ray, load the data once, run, export the best."""
+"""A sweep: check what it asks, join Ray, load the data once, run, export the best.
+
+`launch_sweep` is the command line's (an exit status); `start` is the Python API's (an
+`Outcome`). Both take `search.options.Options`; neither sees argparse.
+"""
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import math
-import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from search import internals
-from search.checks import InputError, NameLock, check_address, check_output, unplaceable
+from search import cluster
 from search.data import DataOptions, load_task
+from search.lock import NameLock
+from search.options import InputError, Options
+from search.outputs import check_output
 from search.precision import FLOAT32
 from search.precision import describe as describe_precision
+from search.searchers import SEARCHERS
 from search.single import default_patches, guard_limits, guard_shape
 from spaces import constants as C
 from spaces.config import ModelConfig
@@ -23,152 +30,148 @@ if TYPE_CHECKING:
 DRIVER_LOG = "driver-stderr.log"  # TensorFlow's native start-up lines from the driver
 
 
-def connect(address: str | None, verbose: bool = True) -> str:
-    """Attach to the Ray cluster the flags ask for and say which one it is.
+@dataclass(frozen=True)
+class Outcome:
+    """How a sweep run ended: where its files are, and whether every trial ended."""
 
-    A bare `ray.init()` would silently join any cluster running on this machine; the choice is
-    made explicit here: --address, else RAY_ADDRESS, else the cluster this machine belongs to
-    (`ray start` / `ray submit` record it), else a new local Ray.
+    experiment_dir: Path
+    finished: bool
+    interrupted: bool = False
 
-    Unless `verbose`, the workers' output (TensorFlow's start-up lines, Ray's checkpoint
-    messages) stays in Ray's session log files and Ray's driver logs only warnings.
-    """
-    import logging
-
-    import ray
-
-    if address is None:
-        if os.environ.get("RAY_ADDRESS"):
-            address, how = os.environ["RAY_ADDRESS"], "RAY_ADDRESS"
-        elif internals.recorded_ray_address():
-            address, how = "auto", "the cluster this machine belongs to"
-        else:
-            address, how = "local", "no cluster found"
-    else:
-        how = "--address"
-    level = logging.INFO if verbose else logging.WARNING
-    if address == "local":
-        ray.init(address="local", include_dashboard=False, log_to_driver=verbose,
-                 logging_level=level)
-        print(f"Ray: started a local instance ({how}); {_resources()}")
-    else:
-        try:
-            ray.init(address=address, log_to_driver=verbose, logging_level=level)
-        except ConnectionError as exc:  # `auto` with no cluster running, a cluster gone since
-            raise InputError(f"{how} {address}: {str(exc).splitlines()[0]}") from None
-        print(f"Ray: joined the cluster at {address} ({how}); {_resources()}")
-    if not verbose:
-        print(f"worker output (TensorFlow, Ray): {internals.worker_logs_dir()}/worker-*.err and "
-              f".out on each node; --verbose shows it here")
-    return address
+    @property
+    def exit_status(self) -> int:
+        if self.finished:
+            return 0
+        return INTERRUPTED_EXIT if self.interrupted else 1
 
 
-def _resources() -> str:
-    import ray
-
-    have = ray.cluster_resources()
-    return (f"{have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs, "
-            f"{len(ray.nodes())} node(s)")
-
-
-def settings_from(args: argparse.Namespace):
+def settings_from(options: Options) -> SweepSettings:
+    """The sweep's settings, complete but for what only the data and Ray tell."""
+    from search.options import SWEEP_CPUS_PER_TRIAL
     from search.sweep import SweepSettings
 
-    report = args.space == "report"
-
-    def given(value, default):
-        return default if value is None else value
-
     return SweepSettings(
-        task=args.task,
-        space=args.space,
-        search=args.search or ("grid" if report else "optuna"),
-        scheduler=args.scheduler or ("fifo" if report else "asha"),
-        # With a time or trial budget and no --num-samples, trials go on until it is spent.
-        num_samples=given(args.num_samples, 1 if report else
-                          -1 if args.time_budget or args.budget_epochs else 20),
-        max_epochs=args.max_epochs,
-        grace_period=args.grace_period,
-        checkpoint_every=args.checkpoint_every,
-        cpus_per_trial=given(args.cpus_per_trial, 1.0),
-        gpus_per_trial=given(args.gpus_per_trial, 0.0),
-        max_concurrent=args.max_concurrent,
-        seed=args.seed,
-        storage=args.storage,
-        name=args.name or f"{args.task}-{args.space}",
-        warm_start=args.warm_start,
-        rows=args.rows,
-        guard_shape=guard_shape(args),
-        **guard_limits(args),
-        data=DataOptions.from_args(args),
-        report_images=args.report_images,
-        budget_epochs=args.budget_epochs,
-        time_budget_s=args.time_budget,
-        precision=args.precision,
+        task=options.task,
+        space=options.space,
+        search=options.resolved_search,
+        scheduler=options.resolved_scheduler,
+        num_samples=options.resolved_num_samples,
+        max_epochs=options.max_epochs,
+        grace_period=options.grace_period,
+        checkpoint_every=options.checkpoint_every,
+        cpus_per_trial=(SWEEP_CPUS_PER_TRIAL if options.cpus_per_trial is None
+                        else options.cpus_per_trial),
+        gpus_per_trial=options.gpus_per_trial or 0.0,
+        max_concurrent=options.max_concurrent,
+        seed=options.seed,
+        storage=options.storage,
+        name=options.resolved_name,
+        warm_start=options.warm_start,
+        rows=options.rows,
+        guard_shape=guard_shape(options),
+        **guard_limits(options),
+        data=DataOptions.from_options(options),
+        report_images=options.report_images,
+        budget_epochs=options.budget_epochs,
+        time_budget_s=options.time_budget,
+        precision=options.precision,
     )
 
 
-def launch_sweep(args: argparse.Namespace) -> int:
-    """Check the flags, the resume request, the output folder and the address, then run."""
-    from search.console import quiet_libraries
+def prepared(options: Options) -> tuple[Options, SweepSettings, str | None]:
+    """Check the resume request, the output folder and the address, before Ray and the data.
+    Returns the options (text on CPUs trains on patches unless told otherwise), the settings
+    and the sentence that says so."""
+    import ray
+
     from search.sweep import prepare
 
-    quiet_libraries(bool(getattr(args, "verbose", False)))
-    # Text on CPUs trains on patches unless told otherwise; said once Ray is up.
-    args.patches_note = default_patches(args, gpu=bool(args.gpus_per_trial))
-    settings = prepare(settings_from(args), resume=args.resume)  # before Ray and the data
+    options, patches = default_patches(options, gpu=bool(options.gpus_per_trial))
+    settings = prepare(settings_from(options), resume=options.resume)
     check_output(settings.storage, settings.name)
-    check_address(args.address)
-    return run_prepared(args, settings)
+    if ray.is_initialized():
+        if options.address is not None:
+            raise InputError(f"--address {options.address}: this process has joined a Ray "
+                             f"cluster already (ray.init), and the sweep runs on it")
+    else:
+        cluster.check_address(options.address)
+    return options, settings, patches
 
 
-def _can_grow(address: str) -> bool:
-    """Whether the cluster may add nodes: never a local Ray this driver started."""
-    return address != "local" and internals.cluster_can_grow()
+def launch_sweep(options: Options) -> int:
+    """The command line's sweep: an exit status (0, 1 when trials ended early, 130 on Ctrl-C)."""
+    return start(options).exit_status
 
 
-def run_prepared(args: argparse.Namespace, settings: SweepSettings) -> int:
+def start(options: Options) -> Outcome:
+    """Run (or resume) the sweep `options` ask for, on the Ray this process joined, else on
+    the cluster `--address` names (or a new local Ray, stopped again at the end)."""
+    from search.console import quiet_libraries
+
+    quiet_libraries(options.verbose)
+    options, settings, patches = prepared(options)
+    return run_prepared(options, settings, patches)
+
+
+def _place(options: Options, settings: SweepSettings, address: str) -> SweepSettings:
+    """GPUs per trial where the user left it to the cluster; refuse trials no node can run."""
+    import ray
+
+    from search.sweep import SweepError
+
+    can_grow = cluster.can_grow(address)
+    if options.gpus_per_trial is None:
+        if ray.cluster_resources().get("GPU", 0) > 0:
+            settings = dataclasses.replace(settings, gpus_per_trial=1.0)
+        elif can_grow:
+            print("no GPUs in the cluster now: trials run on CPUs (on an autoscaling "
+                  "GPU cluster, pass --gpus-per-trial so that GPU workers are started)")
+        else:
+            print("no GPUs: trials run on CPUs")
+    why = cluster.unplaceable(ray.nodes(), settings.cpus_per_trial, settings.gpus_per_trial)
+    if why and not can_grow:
+        raise SweepError(f"{why}, and this cluster cannot add nodes: its trials would "
+                         f"wait forever")
+    if why:
+        print(f"{why} yet: trials wait until the autoscaler adds one", flush=True)
+    return settings
+
+
+def _announce(settings: SweepSettings) -> None:
+    precision = describe_precision(settings.precision, settings.gpus_per_trial)
+    print(f"sweep {settings.name}: task {settings.task}, space {settings.space}, "
+          f"search {settings.search}, scheduler {settings.scheduler}, "
+          f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial:g} GPU per "
+          f"trial, precision {precision}; outputs in {settings.experiment_dir}")
+    print(f"searcher {settings.search}: {SEARCHERS[settings.search].why}", flush=True)
+    print(f"a report every {settings.report_images:,} training examples "
+          f"({settings.reports_per_epoch} per epoch of {settings.epoch_size:,}): ASHA's "
+          f"unit; --report-images changes it")
+
+
+def run_prepared(options: Options, settings: SweepSettings,
+                 patches: str | None = None) -> Outcome:
     """Hold the name, load the data, join Ray and run the sweep; export its best."""
-    import dataclasses
-
     import ray
 
     from search.console import quiet_native_stderr
-    from search.sweep import SweepError, run_sweep, was_interrupted, with_data
+    from search.sweep import run_sweep, was_interrupted, with_data
 
-    verbose = bool(getattr(args, "verbose", False))
+    verbose = options.verbose
     with NameLock(settings.experiment_dir, settings.name):
         data = load_task(settings.task, settings.data)
         settings = with_data(settings, data)
-        address = connect(args.address, verbose=verbose)
-        patches = getattr(args, "patches_note", None)
+        owned = not ray.is_initialized()
+        address = cluster.connect(options.address, verbose=verbose) if owned else "joined"
+        if not owned:
+            print(f"Ray: this process's own ({cluster.resources()})")
         if patches:
             print(patches)
         try:
-            can_grow = _can_grow(address)
-            if args.gpus_per_trial is None:
-                if ray.cluster_resources().get("GPU", 0) > 0:
-                    settings = dataclasses.replace(settings, gpus_per_trial=1.0)
-                elif can_grow:
-                    print("no GPUs in the cluster now: trials run on CPUs (on an autoscaling "
-                          "GPU cluster, pass --gpus-per-trial so that GPU workers are started)")
-                else:
-                    print("no GPUs: trials run on CPUs")
-            why = unplaceable(ray.nodes(), settings.cpus_per_trial, settings.gpus_per_trial)
-            if why and not can_grow:
-                raise SweepError(f"{why}, and this cluster cannot add nodes: its trials would "
-                                 f"wait forever")
-            if why:
-                print(f"{why} yet: trials wait until the autoscaler adds one", flush=True)
-            precision = describe_precision(settings.precision, settings.gpus_per_trial)
-            print(f"sweep {settings.name}: task {settings.task}, space {settings.space}, "
-                  f"search {settings.search}, scheduler {settings.scheduler}, "
-                  f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial:g} GPU per "
-                  f"trial, precision {precision}; outputs in {settings.experiment_dir}")
-            print(f"a report every {settings.report_images:,} training examples "
-                  f"({settings.reports_per_epoch} per epoch of {settings.epoch_size:,}): ASHA's "
-                  f"unit; --report-images changes it")
-            results, finished = run_sweep(settings, data, resume=args.resume, verbose=verbose)
+            settings = _place(options, settings, address)
+            _announce(settings)
+            results, finished = run_sweep(settings, data, resume=options.resume,
+                                          verbose=verbose)
             if not finished:
                 # The one way to continue (Ray's own `Tuner.restore(...)` hint is filtered
                 # out). best/ is left alone: an interrupted trial's checkpoint is not a
@@ -177,20 +180,21 @@ def run_prepared(args: argparse.Namespace, settings: SweepSettings) -> int:
                 print(f"the sweep {how}; its finished trials are kept. Continue it with the "
                       f"same command and --resume (storage {settings.storage}, name "
                       f"{settings.name})", flush=True)
-                return INTERRUPTED_EXIT if was_interrupted() else 1
+                return Outcome(settings.experiment_dir, False, was_interrupted())
             # TensorFlow's start-up lines in this process go to a log file, not the terminal.
             with quiet_native_stderr(settings.experiment_dir / DRIVER_LOG, verbose):
-                export_best(results, data, settings.experiment_dir, refit=args.refit,
-                            seed=args.seed)
+                export_best(results, data, settings.experiment_dir, refit=options.refit,
+                            seed=options.seed)
         finally:
-            ray.shutdown()
-    return 0
+            if owned:
+                ray.shutdown()
+    return Outcome(settings.experiment_dir, True)
 
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for a program Ctrl-C ended
 
 
-def export_best(results, data, experiment_dir: Path, *, refit: bool = False,
+def export_best(results: Any, data: Any, experiment_dir: Path, *, refit: bool = False,
                 seed: int = 0) -> None:
     """Write best/ from the best trial's last checkpoint, or retrain its config on all pages."""
     from search.export import ExportError, refit_best, write_best

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from search.options import default_of
+
 
 @dataclass(frozen=True)
 class TrialSettings:
@@ -20,7 +22,8 @@ class TrialSettings:
     max_params: int  # the resource guard's limits, checked again where the trial runs
     max_activation_mb: float
     guard_shape: tuple[int, int]  # the image size the guard sizes models at
-    checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
-    seed: int = 0  # the sweep's seed; repeats of a grid point add their number to it
+    # epochs between checkpoints (the last epoch is always saved)
+    checkpoint_every: int = default_of("checkpoint_every")
+    seed: int = default_of("seed")  # the sweep's; repeats of a grid point add their number
     report_images: int | None = None  # training examples between reports (None: an epoch)
-    precision: str = "auto"  # search.precision: decided where each trial runs
+    precision: str = default_of("precision")  # search.precision: decided where trials run

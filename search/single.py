@@ -2,29 +2,51 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from search.checks import (
-    MAX_CONFIG_BYTES,
-    NameLock,
-    check_config,
-    check_single_target,
-    config_kind,
-)
 from search.data import DataOptions, load_task
+from search.lock import NameLock
+from search.options import InputError, Options, config_kind
+from search.outputs import check_single_target
 from spaces import constants as C
 from spaces import report, task_bounds
 from spaces.config import ConfigError, ModelConfig
 from spaces.guard import EVAL_PAGES, check
 from spaces.notation import parse_row
 
+MAX_CONFIG_BYTES = 1 << 20  # a config JSON file is a few hundred bytes
 
-def resolve_config(args: argparse.Namespace) -> ModelConfig:
+
+def check_config(config: ModelConfig, image: tuple[int, int], patch_size: int | None, *,
+                 varying: bool = False) -> None:
+    """What only the image size tells about a config: its kernel and a dense output width.
+    `varying`: the images have no one size (text pages without --resize)."""
+    height, width = image
+    if config.family == "dense" and varying:
+        raise InputError("config family dense needs one fixed image size, but the document "
+                         "pages are 258 or 420 high: add --resize 420x540, or use a conv model")
+    if config.family == "conv":
+        sides = [] if varying else [(f"{height}x{width} images", min(height, width))]
+        if patch_size is not None:
+            sides.append((f"{patch_size}-pixel patches of --patch-size", patch_size))
+        for what, side in sides:
+            if config.kernel > side:
+                raise InputError(f"config kernel {config.kernel} is larger than the {what}")
+    elif config.dense_widths[-1] != height * width:
+        raise InputError(
+            f"config dense_widths: the last width is the output layer and must be "
+            f"{height}*{width}={height * width} for {height}x{width} images, got "
+            f"{config.dense_widths[-1]}"
+        )
+
+
+def resolve_config(args: Options) -> ModelConfig:
     """--config as a study row id, a JSON file, or the study's notation plus training flags."""
-    text = args.config.strip()
+    text = (args.config or "").strip()
     kind = config_kind(text)
     if kind == "row":
         try:
@@ -56,7 +78,7 @@ def resolve_config(args: argparse.Namespace) -> ModelConfig:
     return config.replace(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def guard_limits(args: argparse.Namespace) -> dict:
+def guard_limits(args: Options) -> dict[str, Any]:
     bounds = task_bounds(args.task)
     return {
         "max_params": bounds.max_params if args.max_params is None else args.max_params,
@@ -65,7 +87,7 @@ def guard_limits(args: argparse.Namespace) -> dict:
     }
 
 
-def guard_shape(args: argparse.Namespace) -> tuple[int, int]:
+def guard_shape(args: Options) -> tuple[int, int]:
     height, width = args.resize if args.resize else task_bounds(args.task).input_shape
     return int(height), int(width)
 
@@ -81,24 +103,24 @@ def _gpu_present() -> bool:
     return gpus.is_dir() and any(gpus.iterdir())
 
 
-def default_patches(args: argparse.Namespace, gpu: bool) -> str | None:
-    """Text without --patch-size and without a GPU trains on patches: sets args.patch_size
-    and returns the sentence that says so (None where nothing changed)."""
+def default_patches(args: Options, gpu: bool) -> tuple[Options, str | None]:
+    """Text without --patch-size and without a GPU trains on patches: the options with that
+    patch size, and the sentence that says so (None where nothing changed)."""
     if args.task != "text" or args.patch_size is not None or gpu:
-        return None
-    args.patch_size = DEFAULT_TEXT_PATCH
+        return args, None
+    args = dataclasses.replace(args, patch_size=DEFAULT_TEXT_PATCH)
     where = ("no GPU on this machine" if args.config
              else "no --gpus-per-trial, so trials run on CPUs")
-    return (f"text, {where}: training on {DEFAULT_TEXT_PATCH}x{DEFAULT_TEXT_PATCH} patches "
-            f"({args.patches_per_page} per page; validation on whole pages); --patch-size "
-            f"sets another size" + ("" if args.config else
-                                    ", --gpus-per-trial trains whole pages on GPUs"))
+    return args, (f"text, {where}: training on {DEFAULT_TEXT_PATCH}x{DEFAULT_TEXT_PATCH} "
+                  f"patches ({args.patches_per_page} per page; validation on whole pages); "
+                  f"--patch-size sets another size" + (
+                      "" if args.config else ", --gpus-per-trial trains whole pages on GPUs"))
 
 
-def guard_fit(args: argparse.Namespace) -> dict:
+def guard_fit(args: Options) -> dict[str, Any]:
     """How `check` sizes a single run: training at the patch size, validation of whole pages
     a few at a time; a refusal names --batch-size, --patch-size (text) and the limits."""
-    fit: dict = {"fixes": ("batch", "patch", "limit") if args.task == "text"
+    fit: dict[str, Any] = {"fixes": ("batch", "patch", "limit") if args.task == "text"
                  else ("batch", "limit")}
     if args.task == "text":
         fit["eval_batch"] = EVAL_PAGES
@@ -131,18 +153,18 @@ def free_best_dir(run_dir: Path) -> Path:
     return target
 
 
-def run_single(args: argparse.Namespace) -> int:
+def run_single(args: Options) -> int:
     """Check everything that can be checked (config, guard, output folder), then train."""
     from search.console import quiet_libraries
 
-    verbose = bool(getattr(args, "verbose", False))
+    verbose = args.verbose
     quiet_libraries(verbose)
-    patches = default_patches(args, _gpu_present())
+    args, patches = default_patches(args, _gpu_present())
     config = resolve_config(args)
     shape = guard_shape(args)
     check_config(config, shape, args.patch_size, varying=args.task == "text" and not args.resize)
     check(config, shape, **guard_limits(args), **guard_fit(args))
-    name = args.name or f"{args.task}-single"
+    name = args.resolved_name
     run_dir = check_single_target(args.storage, name).parent  # before an epoch is spent
     with NameLock(run_dir, name):
         best = free_best_dir(run_dir)
@@ -151,7 +173,7 @@ def run_single(args: argparse.Namespace) -> int:
         return train_single(args, config, best, verbose=verbose)
 
 
-def train_single(args: argparse.Namespace, config: ModelConfig, best: Path, *,
+def train_single(args: Options, config: ModelConfig, best: Path, *,
                  verbose: bool = False) -> int:
     """Load the data, train `config`, print each report and export it to `best`."""
     from search.console import quiet_native_stderr
@@ -162,7 +184,7 @@ def train_single(args: argparse.Namespace, config: ModelConfig, best: Path, *,
     run_dir = best.parent
     with quiet_native_stderr(run_dir / "stderr.log", verbose):  # TensorFlow's start-up lines
         configure_backend(args.cpus_per_trial)
-    data = load_task(args.task, DataOptions.from_args(args))
+    data = load_task(args.task, DataOptions.from_options(args))
     trial = Trial(config, data, seed=args.seed, precision=resolve(args.precision))
     print(f"{trial.notation}  ({config.family}, loss {config.loss}, lr {config.lr:g}, "
           f"batch {config.batch_size}, {config.epochs} epochs, {trial.precision})")

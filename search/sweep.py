@@ -12,27 +12,25 @@ import json
 import math
 import pickletools
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import optuna
 from ray import tune
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search import ConcurrencyLimiter
 
 import spaces
 from results.render import atomic_write_text
 from results.sweepdir import read_status
-from search import internals
+from search import internals, options, searchers
 from search.console import Budget
 from search.data import DataOptions, TaskData
-from search.fidelity import BudgetStopper, FidelityOptunaSearch, WarmStartASHA
-from search.precision import PRECISIONS
+from search.fidelity import BudgetStopper, WarmStartASHA
 from search.progress import INTERRUPTED, SweepCallback, quiet_ray_console, watch_interrupts
 from search.relocate import RelocatableSearchGenerator, RelocatableVariantGenerator
+from search.searchers import SPACES_OF_SEARCH, warm_points
 from search.settings import TrialSettings
 from search.trainable import train_autoencoder
 from spaces import constants as C
@@ -49,19 +47,19 @@ class SweepSettings:
     """Everything a sweep needs besides the data; written to sweep.json as is."""
 
     task: str
-    space: str = "default"
-    search: str = "optuna"
-    scheduler: str = "asha"
-    num_samples: int = 20
+    space: str = options.default_of("space")
+    search: str = searchers.DEFAULT_SEARCH
+    scheduler: str = options.ASHA
+    num_samples: int = options.SWEEP_SAMPLES
     max_epochs: int | None = None
-    grace_period: int = 1
-    checkpoint_every: int = 1
-    cpus_per_trial: float = 1.0
+    grace_period: int = options.default_of("grace_period")
+    checkpoint_every: int = options.default_of("checkpoint_every")
+    cpus_per_trial: float = options.SWEEP_CPUS_PER_TRIAL
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
     max_failures: int = 1
-    seed: int = 0
-    storage: str = "runs"
+    seed: int = options.default_of("seed")
+    storage: str = options.default_of("storage")
     name: str = "sweep"
     warm_start: str | None = None
     rows: tuple[str, ...] | None = None  # --space report: replay only these study rows
@@ -73,7 +71,7 @@ class SweepSettings:
     budget_epochs: float | None = None  # stop the sweep after this many trial-epochs in all
     time_budget_s: float | None = None  # stop the sweep after this many seconds
     epoch_size: int | None = None  # training examples per epoch: filled in from the data
-    precision: str = "auto"  # search.precision.PRECISIONS; auto: bfloat16 where native
+    precision: str = options.default_of("precision")  # auto: bfloat16 where native
 
     def __post_init__(self) -> None:
         bounds = spaces.task_bounds(self.task)  # ConfigError naming the valid tasks
@@ -128,13 +126,9 @@ class SweepSettings:
         )
 
 
-# --- searchers: (settings) -> (search_alg or None, param_space) -------------------------------
-def _report_model(config: dict[str, Any]) -> dict[str, Any]:
-    """Resolves a grid point's report id into its config (module level: pickled by Ray)."""
-    return study.row(config[C.REPORT_KEY]).config.to_dict()
-
-
-def _report_ids(settings: SweepSettings) -> list[str]:
+# --- searchers: search/searchers/ (one module each, behind SEARCHERS) -----------------------
+def report_ids(settings: SweepSettings) -> list[str]:
+    """The study rows a `--space report` sweep replays (all, or those `--rows` names)."""
     ids = [point[C.REPORT_KEY] for point in spaces.get_space("report", settings.task)]
     if settings.rows:
         unknown = sorted(set(settings.rows) - set(ids))
@@ -147,68 +141,12 @@ def _report_ids(settings: SweepSettings) -> list[str]:
     return ids
 
 
-def _grid(settings: SweepSettings) -> tuple[Searcher | None, dict[str, Any]]:
-    ids = _report_ids(settings)
-    return None, {C.REPORT_KEY: tune.grid_search(ids), C.MODEL_KEY: tune.sample_from(_report_model)}
-
-
-def _optuna_with(sampler: optuna.samplers.BaseSampler) -> Callable[[SweepSettings], Any]:
-    def factory(settings: SweepSettings) -> tuple[Searcher, dict[str, Any]]:
-        points = _warm_points(settings) or None
-        searcher = FidelityOptunaSearch(
-            space=spaces.sampled_space(settings.space, settings.task,
-                                       max_params=settings.max_params,
-                                       max_activation_mb=settings.max_activation_mb,
-                                       input_shape=settings.guard_shape),
-            metric=C.OBJECTIVE,
-            mode=C.MODE,
-            sampler=sampler,
-            points_to_evaluate=points,
-            max_t=settings.max_reports,
-        )
-        return searcher, {}
-
-    return factory
-
-
-def _warm_points(settings: SweepSettings) -> list[dict[str, Any]]:
-    """The searcher's warm-start points (the study's best rows), or none."""
-    if settings.warm_start != "report" or settings.space not in spaces.SAMPLED_SPACES:
-        return []
-    return spaces.warm_start_points(settings.task, settings.space)
-
-
-# Random trials before TPE models the results. Optuna's default, 10, suits hundreds of trials;
-# a sweep of one to two dozen (an equal-budget run on a laptop) would be random search to the
-# end. ASHA-stopped (PRUNED) trials count towards it.
-N_STARTUP_TRIALS = 4
-
-
-def _tpe(seed: int) -> optuna.samplers.TPESampler:
-    """TPE for conditional spaces: multivariate, grouped by which parameters a trial has;
-    `constant_liar` so that concurrent trials do not get the same proposal."""
-    with warnings.catch_warnings():  # `group`, `constant_liar` are experimental in Optuna 5
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True,
-                                          n_startup_trials=N_STARTUP_TRIALS, seed=seed)
-
-
-SEARCHERS: dict[str, Callable[[SweepSettings], tuple[Searcher | None, dict[str, Any]]]] = {
-    "grid": _grid,
-    "optuna": lambda s: _optuna_with(_tpe(s.seed))(s),
-    "random": lambda s: _optuna_with(optuna.samplers.RandomSampler(seed=s.seed))(s),
-}
-
-# The space each search needs: a grid is a finite list, Optuna samples a define-by-run function.
-SPACES_OF_SEARCH = {"grid": ("report",), "optuna": spaces.SAMPLED_SPACES,
-                    "random": spaces.SAMPLED_SPACES}
-
 SCHEDULERS: dict[str, Callable[[SweepSettings], TrialScheduler]] = {
     # Reports (a fixed number of examples each) are ASHA's time unit; early stopping lives
     # here, never in an Optuna pruner.
     "asha": lambda s: WarmStartASHA(time_attr=C.TRAINING_ITERATION, max_t=s.max_reports,
                                     grace_period=min(s.grace_period, s.max_reports),
-                                    reduction_factor=3, protect=_warm_points(s)),
+                                    reduction_factor=3, protect=warm_points(s)),
     "fifo": lambda s: FIFOScheduler(),
 }
 
@@ -226,11 +164,23 @@ def _trial_dirname(trial: Any) -> str:
 
 
 def validate(settings: SweepSettings) -> None:
-    """Refuse bad flag values and combinations before Ray starts."""
-    if settings.search not in SEARCHERS:
-        raise SweepError(f"--search must be one of {', '.join(SEARCHERS)}")
-    if settings.scheduler not in SCHEDULERS:
-        raise SweepError(f"--scheduler must be one of {', '.join(SCHEDULERS)}")
+    """Refuse bad values and combinations before Ray starts: the options' own checks
+    (search/options.py), for settings built without the command line."""
+    unbounded = settings.num_samples == -1 and (settings.budget_epochs or settings.time_budget_s)
+    for name, value in (("search", settings.search), ("scheduler", settings.scheduler),
+                        ("num_samples", None if unbounded else settings.num_samples),
+                        ("max_epochs", settings.max_epochs),
+                        ("grace_period", settings.grace_period),
+                        ("checkpoint_every", settings.checkpoint_every),
+                        ("max_concurrent", settings.max_concurrent),
+                        ("report_images", settings.report_images),
+                        ("budget_epochs", settings.budget_epochs),
+                        ("time_budget", settings.time_budget_s),
+                        ("cpus_per_trial", settings.cpus_per_trial),
+                        ("gpus_per_trial", settings.gpus_per_trial),
+                        ("precision", settings.precision), ("warm_start", settings.warm_start),
+                        ("seed", settings.seed)):
+        options.check_value(name, value)
     if settings.space not in SPACES_OF_SEARCH[settings.search]:
         raise SweepError(
             "--search grid needs a finite space: use --space report"
@@ -239,29 +189,10 @@ def validate(settings: SweepSettings) -> None:
             f"{' or '.join(spaces.SAMPLED_SPACES)} (--space report replays the study's rows "
             f"with --search grid)"
         )
-    unbounded = settings.num_samples == -1 and (settings.budget_epochs or settings.time_budget_s)
-    for flag, value in (("--num-samples", None if unbounded else settings.num_samples),
-                        ("--max-epochs", settings.max_epochs),
-                        ("--grace-period", settings.grace_period),
-                        ("--checkpoint-every", settings.checkpoint_every),
-                        ("--max-concurrent", settings.max_concurrent),
-                        ("--report-images", settings.report_images)):
-        if value is not None and value < 1:
-            raise SweepError(f"{flag} must be at least 1, got {value}")
-    for flag, budget in (("--budget-epochs", settings.budget_epochs),
-                         ("--time-budget", settings.time_budget_s)):
-        if budget is not None and not (math.isfinite(budget) and budget > 0):
-            raise SweepError(f"{flag} must be a positive number, got {budget}")
-    if settings.cpus_per_trial <= 0 or settings.gpus_per_trial < 0:
-        raise SweepError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
-    if settings.precision not in PRECISIONS:
-        raise SweepError(f"--precision takes {', '.join(PRECISIONS)}, got {settings.precision!r}")
-    if settings.warm_start not in (None, "report"):
-        raise SweepError("--warm-start takes only 'report'")
     if settings.rows and settings.space != "report":
         raise SweepError("--rows picks study rows to replay: it needs --space report")
     if settings.space == "report":
-        _report_ids(settings)  # unknown --rows are named now, not after Ray starts
+        report_ids(settings)  # unknown --rows are named now, not after Ray starts
 
 
 def _check_resume(settings: SweepSettings, resume: bool) -> None:
@@ -289,8 +220,7 @@ def _check_resume(settings: SweepSettings, resume: bool) -> None:
             f"finished experiment. Start a new one with another --name"
         )
     now_meta = _sweep_meta(settings)
-    for key in ("task", "space", "search", "scheduler", "num_samples", "max_epochs", "rows",
-                "seed", "max_params", "max_activation_mb", "guard_shape", "data"):
+    for key in (*options.RESUME_FIXED, "guard_shape", "data"):
         now = now_meta[key]
         if before.get(key) != now:
             what = "the data flags" if key == "data" else f"--{key.replace('_', '-')}"
@@ -367,7 +297,7 @@ def _write_sweep_file(meta: dict[str, Any], settings: SweepSettings) -> None:
 
 
 def _expected_trials(settings: SweepSettings) -> int:
-    grid = len(_report_ids(settings)) if settings.search == "grid" else 1
+    grid = len(report_ids(settings)) if settings.search == "grid" else 1
     return grid * settings.num_samples
 
 
@@ -488,15 +418,15 @@ def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
     if resume:
         # The saved run config (our callback included) comes back with the experiment; the
         # param space does not (tuner.pkl keeps only its keys). Without it, the grid points a
-        # restored sweep creates keep Ray's placeholder where `_report_model` fills the model.
-        _, param_space = SEARCHERS[settings.search](settings)
+        # restored sweep creates keep Ray's placeholder where `grid.report_model` fills the model.
+        _, param_space = searchers.make(settings)
         tuner = tune.Tuner.restore(f"{settings.storage_path}/{settings.name}", trainable,
                                    param_space=param_space or None,
                                    resume_unfinished=True, resume_errored=True)
         _quiet_restored(tuner, settings, verbose)
         _relocate(tuner, settings, meta)
     else:
-        searcher, param_space = SEARCHERS[settings.search](settings)
+        searcher, param_space = searchers.make(settings)
         # Made here as Ray would make them, so that `_relocate` can reach them on a resume.
         search_alg: RelocatableSearchGenerator | RelocatableVariantGenerator
         if searcher is None:  # a grid

@@ -40,13 +40,14 @@ def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
 
     Modules of refusals use it for every test: `pytestmark = pytest.mark.usefixtures(...)`.
     """
+    import search.cluster
     import search.launch
     import search.single
 
     def forbidden(*args: object, **kwargs: object) -> None:
         pytest.fail("input that should be refused got as far as Ray, the data or training")
 
-    monkeypatch.setattr(search.launch, "connect", forbidden)
+    monkeypatch.setattr(search.cluster, "connect", forbidden)
     monkeypatch.setattr(search.launch, "load_task", forbidden)
     monkeypatch.setattr(search.single, "load_task", forbidden)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from search.cli import build_parser
+from search.cli import parse
 from search.data import (
     LOADERS,
     DataError,
@@ -26,6 +26,7 @@ from search.data import (
     resolve_data_dir,
 )
 from search.data.documents import split_pages
+from spaces.errors import UserError
 from spaces.tasks import REGISTRY
 
 HEIGHTS = {420, 258}
@@ -124,13 +125,13 @@ def test_mnist_explicit_data_dir_needs_npz(tmp_path: Path) -> None:
     ("kwargs", "match"),
     [
         ({"subset": 20_001}, "subset 20001 exceeds"),
-        ({"subset": 0}, "--subset must be a positive integer"),
+        ({"subset": 0}, "--subset must be at least 1, got 0"),
         ({"seed": -1}, "--seed must be"),
         ({"resize": (32, 32)}, "resize applies to the text task only"),
     ],
 )
 def test_mnist_rejects_bad_options(data_dir: Path, kwargs: dict, match: str) -> None:
-    with pytest.raises(DataError, match=match):
+    with pytest.raises(UserError, match=match):  # a DataError, or the options' InputError
         load_task("mnist", DataOptions(data_dir=data_dir, **kwargs))
 
 
@@ -141,9 +142,9 @@ def test_unknown_task_names_the_valid_ones() -> None:
 
 def test_data_options_come_from_the_data_flags() -> None:
     """The parser's defaults are DataOptions' defaults; sweep.json records the options as JSON."""
-    args = build_parser().parse_args(["--task", "text", "--data-dir", "d", "--subset", "3",
+    args, _ = parse(["--task", "text", "--data-dir", "d", "--subset", "3",
                                       "--resize", "420x540", "--seed", "2"])
-    options = DataOptions.from_args(args)
+    options = DataOptions.from_options(args)
     assert options == DataOptions(data_dir="d", subset=3, resize=(420, 540), seed=2)
     recorded = json.loads(json.dumps(dataclasses.asdict(options)))
     assert recorded == {"data_dir": "d", "subset": 3, "val_subset": None, "noise": 0.5,

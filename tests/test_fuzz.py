@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import math
-from argparse import Namespace
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from search.cli import build_parser
+from search.cli import parse as parse_cli
+from search.options import Options
 from search.single import resolve_config
 from spaces import config as config_module
 from spaces.config import (
@@ -333,8 +333,8 @@ def test_dropout_rates_print_exactly_enough_to_read_back() -> None:
 # --- --config FILE.json, as the command line loads it ---------------------------------------------
 
 
-def _args(config: str) -> Namespace:
-    return build_parser().parse_args(["--task", "mnist", "--config", config])
+def _args(config: str) -> Options:
+    return parse_cli(["--task", "mnist", "--config", config])[0]
 
 
 @settings(max_examples=60, deadline=None, database=None)

@@ -22,8 +22,10 @@ from hypothesis import strategies as st
 import search.launch
 import search.single
 from results.render import atomic_write_text
-from search.checks import NameLock, unplaceable
 from search.cli import main
+from search.cluster import unplaceable
+from search.launch import Outcome
+from search.lock import NameLock
 from spaces import constants as C
 from spaces.config import ModelConfig
 
@@ -225,7 +227,7 @@ def test_the_lock_is_released_when_its_holder_dies(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from pathlib import Path; from search.checks import NameLock; "
+    code = ("import sys; from pathlib import Path; from search.lock import NameLock; "
             "NameLock(Path(sys.argv[1]), 'x').__enter__(); print('held', flush=True); "
             "import os; os._exit(0)")
     (tmp_path / "x").mkdir()
@@ -407,9 +409,9 @@ def test_any_flag_values_give_a_runnable_plan_or_one_line_exit_2(task, config, f
         plans.append(("single", args, cfg, best))
         return 0
 
-    def run_prepared(args: Any, settings: Any) -> int:
+    def run_prepared(args: Any, settings: Any, patches: Any = None) -> Outcome:
         plans.append(("sweep", args, settings, None))
-        return 0
+        return Outcome(settings.experiment_dir, finished=True)
 
     patch = pytest.MonkeyPatch()
     patch.setattr(search.single, "train_single", train_single)

@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO
 from packaging.version import Version
 
-import search.launch
+import search.cluster
 from search import internals
 from search.internals import INTERNALS, READ_AGAINST, Internal
 
@@ -69,5 +69,5 @@ def test_whether_a_cluster_can_grow(monkeypatch, launcher, config, grows):
     monkeypatch.setattr(ray.tune.execution.cluster_info, "_is_ray_cluster", lambda: launcher)
     monkeypatch.setattr(ray._private.state.state, "get_cluster_config", cluster_config)
     assert internals.cluster_can_grow() is grows
-    assert search.launch._can_grow("10.0.0.5:6379") is grows
-    assert search.launch._can_grow("local") is False  # a Ray this driver started, whatever
+    assert search.cluster.can_grow("10.0.0.5:6379") is grows
+    assert search.cluster.can_grow("local") is False  # a Ray this driver started, whatever

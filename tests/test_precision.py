@@ -9,7 +9,8 @@ import pytest
 from search import precision
 from search.data import DataOptions, load_task
 from search.models import build_model, load_model
-from search.sweep import SweepError, SweepSettings, prepare
+from search.options import InputError
+from search.sweep import SweepSettings, prepare
 from search.trial import Trial
 from spaces import constants as C
 from spaces.notation import parse_row
@@ -100,5 +101,5 @@ def test_a_bf16_trial_reports_its_precision_and_resumes_in_it(data_dir, tmp_path
 
 
 def test_a_sweep_refuses_an_unknown_precision():
-    with pytest.raises(SweepError, match="--precision takes auto, float32, mixed_bfloat16"):
+    with pytest.raises(InputError, match="--precision must be one of auto, float32, mixed_bfl"):
         prepare(SweepSettings(task="mnist", precision="half"))

@@ -7,7 +7,7 @@ import json
 import pytest
 
 import search.single
-from search.cli import build_parser, main
+from search.cli import main, parse
 from spaces import constants as C
 from spaces.guard import ResourceLimitError, check
 
@@ -16,8 +16,8 @@ STUDY_BEST_TEXT = "4L,32,32,64,128F(3X3)"  # text/3.3/5 as the study writes it
 
 def test_the_studys_best_text_model_fits_by_default_on_cpu(monkeypatch):
     monkeypatch.setattr(search.single, "_gpu_present", lambda: False)
-    args = build_parser().parse_args(["--task", "text", "--config", STUDY_BEST_TEXT])
-    said = search.single.default_patches(args, search.single._gpu_present())
+    args, _ = parse(["--task", "text", "--config", STUDY_BEST_TEXT])
+    args, said = search.single.default_patches(args, search.single._gpu_present())
     assert said is not None
     assert args.patch_size == 96 and "96x96 patches" in said and "whole pages" in said
     config = search.single.resolve_config(args)
@@ -27,12 +27,13 @@ def test_the_studys_best_text_model_fits_by_default_on_cpu(monkeypatch):
 
 
 def test_whole_pages_on_a_gpu_and_flags_win(monkeypatch):
-    args = build_parser().parse_args(["--task", "text", "--config", STUDY_BEST_TEXT,
-                                      "--batch-size", "8", "--epochs", "2"])
-    assert search.single.default_patches(args, gpu=True) is None and args.patch_size is None
+    args, _ = parse(["--task", "text", "--config", STUDY_BEST_TEXT, "--batch-size", "8",
+                     "--epochs", "2"])
+    assert search.single.default_patches(args, gpu=True) == (args, None)
+    assert args.patch_size is None
     assert search.single.resolve_config(args).batch_size == 8
-    mnist = build_parser().parse_args(["--task", "mnist", "--config", "6L,16F(3X3)"])
-    assert search.single.default_patches(mnist, gpu=False) is None
+    mnist, _ = parse(["--task", "mnist", "--config", "6L,16F(3X3)"])
+    assert search.single.default_patches(mnist, gpu=False) == (mnist, None)
     assert search.single.resolve_config(mnist).batch_size == 128
 
 
@@ -48,8 +49,8 @@ def test_a_refusal_names_every_flag_that_would_make_it_fit(capsys):
 
 
 def test_validation_alone_too_big_names_the_limit_only():
-    args = build_parser().parse_args(["--task", "text", "--config", STUDY_BEST_TEXT,
-                                      "--patch-size", "64", "--max-activation-mb", "500"])
+    args, _ = parse(["--task", "text", "--config", STUDY_BEST_TEXT, "--patch-size", "64",
+                     "--max-activation-mb", "500"])
     with pytest.raises(ResourceLimitError, match=r"validate 4 whole image\(s\) of 420x540 .* "
                                                  r"--max-activation-mb"):
         check(search.single.resolve_config(args), search.single.guard_shape(args),

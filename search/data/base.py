@@ -7,14 +7,15 @@ numpy arrays, tuples and ints.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from search.options import check_value, default_of
 from spaces.errors import UserError
 
 DATA_DIR_ENV = "SEARCH_DATA_DIR"
@@ -35,13 +36,6 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
     return Path(env) if env else None
 
 
-def _positive(value: object, flag: str, *, optional: bool = True) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DataError(f"{flag} must be a positive integer, got {value!r}")
-
-
 @dataclass(frozen=True)
 class DataOptions:
     """Everything that decides the data a run trains and validates on: the data flags.
@@ -59,20 +53,18 @@ class DataOptions:
     data_dir: str | Path | None = None  # recorded as text (None: loaders read $SEARCH_DATA_DIR)
     subset: int | None = None
     val_subset: int | None = None
-    noise: float = 0.5
-    val_fraction: float = 0.2
+    noise: float = default_of("noise")
+    val_fraction: float = default_of("val_fraction")
     patch_size: int | None = None
-    patches_per_page: int = 8
+    patches_per_page: int = default_of("patches_per_page")
     resize: tuple[int, int] | None = None
-    seed: int = 0
+    seed: int = default_of("seed")
 
     def __post_init__(self) -> None:
-        _positive(self.subset, "--subset")
-        _positive(self.val_subset, "--val-subset")
-        _positive(self.patch_size, "--patch-size")
-        _positive(self.patches_per_page, "--patches-per-page", optional=False)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise DataError(f"--seed must be an integer >= 0, got {self.seed!r}")
+        # The options' own checks (search/options.py), for DataOptions built without the CLI;
+        # noise may be 0 here (a noiseless reference), never on the command line.
+        for name in ("subset", "val_subset", "patch_size", "patches_per_page", "seed"):
+            check_value(name, getattr(self, name))
         normal = {
             "data_dir": None if self.data_dir is None else str(self.data_dir),
             "noise": float(self.noise),
@@ -84,9 +76,9 @@ class DataOptions:
             object.__setattr__(self, name, value)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> DataOptions:
-        """The options the command line's data flags (and --seed) ask for."""
-        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+    def from_options(cls, options: Any) -> DataOptions:
+        """The data options (and the seed) of a run's `search.options.Options`."""
+        return cls(**{f.name: getattr(options, f.name) for f in dataclasses.fields(cls)})
 
 
 @dataclass(frozen=True)
