@@ -66,12 +66,12 @@ def main() -> None:
 
     from search.data import DataOptions, load_task
     from search.trial import configure_backend
-    from spaces import report
+    from spaces import study
 
     configure_backend(1.0)
     task, row_id, options = CASES[args.case]
     data = load_task(task, DataOptions(data_dir=args.data_dir, **options))
-    config = report.row(row_id).config
+    config = study.row(row_id).config
     print(f"{args.case}: {row_id}, batch {config.batch_size}, {data.epoch_size} examples, "
           f"1 thread", flush=True)
     names = list(ARMS)

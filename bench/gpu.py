@@ -64,10 +64,10 @@ def trial_epochs(row_id: str, data: Any, epochs: int,
     import keras
 
     from search.trial import Trial
-    from spaces import report
+    from spaces import study
 
     keras.backend.clear_session()
-    config = report.row(row_id).config.replace(epochs=epochs, loss=LOSS[row_id])
+    config = study.row(row_id).config.replace(epochs=epochs, loss=LOSS[row_id])
     return list(Trial(config, data, seed=0, precision=policy).reports())
 
 
@@ -76,9 +76,9 @@ def plain_epochs(row_id: str, data: Any, epochs: int, policy: str = "float32") -
     import keras
 
     from search.models import build_model
-    from spaces import report
+    from spaces import study
 
-    config = report.row(row_id).config.replace(loss=LOSS[row_id])
+    config = study.row(row_id).config.replace(loss=LOSS[row_id])
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     model = build_model(config, data.input_shape, precision=policy)

@@ -51,13 +51,13 @@ def plain(spec: dict[str, Any]) -> None:
 
     from search.data import DataOptions, load_task
     from search.models import build_model
-    from spaces import report
+    from spaces import study
 
     imported = time.perf_counter()
     datasets: dict[str, Any] = {}
     timings = []
     for row_id in spec["rows"]:
-        config = report.row(row_id).config.replace(epochs=spec["epochs"])
+        config = study.row(row_id).config.replace(epochs=spec["epochs"])
         if config.task not in datasets:
             datasets[config.task] = load_task(config.task, DataOptions(
                 data_dir=spec["data_dir"], subset=spec["subset"], val_subset=spec["val_subset"]))

@@ -109,13 +109,13 @@ def plain_worker(spec: dict) -> None:
     TensorFlow thread, as a 1-CPU trial is; prints its training seconds."""
     from search.models import build_model
     from search.trial import configure_backend
-    from spaces import report
+    from spaces import study
 
     configure_backend(1.0)
     import keras
 
     data = load_task(spec["task"], DataOptions(**spec["options"]))
-    config = report.row(spec["row"]).config
+    config = study.row(spec["row"]).config
     keras.utils.set_random_seed(0)
     model = build_model(config, data.input_shape)
     x, y = data.training_groups(0)[0]

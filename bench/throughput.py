@@ -74,7 +74,7 @@ def main() -> None:
 
     from search.data import DataOptions, load_task
     from search.precision import resolve
-    from spaces import report
+    from spaces import study
 
     picked = resolve("auto")
     arms = {"plain": plain, "trial": trial,
@@ -84,7 +84,7 @@ def main() -> None:
     for case in args.cases:
         task, row_id, options = CASES[case]
         data = load_task(task, DataOptions(data_dir=args.data_dir, **options))
-        config = report.row(row_id).config.replace(epochs=2)
+        config = study.row(row_id).config.replace(epochs=2)
         n = data.epoch_size
 
         rates: dict[str, list[float]] = {arm: [] for arm in arms}

@@ -22,7 +22,7 @@ _API = {
     "study_table": "results.tables",
     "pareto_front": "results.pareto",
     "param_importances": "results.importance",
-    "generate": "results.report",
+    "generate": "results.generator",
 }
 __all__ = sorted(_API)
 

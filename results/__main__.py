@@ -28,15 +28,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="where tables/ and plots/ go (default: the first sweep dir)")
     args = parser.parse_args(argv)
 
-    from results.report import generate
+    from results.generator import generate
     from results.sweepdir import ResultsError
 
     try:
-        report = generate(args.sweep_dirs, out=args.out, top_k=args.top_k)
+        outputs = generate(args.sweep_dirs, out=args.out, top_k=args.top_k)
     except ResultsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(report.summary)
+    print(outputs.summary)
     return 0
 
 

@@ -28,7 +28,7 @@ from results.sweepdir import (
     trial_id_of,
 )
 from spaces import constants as C
-from spaces import report
+from spaces import study
 from spaces.config import ConfigError, ModelConfig
 from spaces.notation import describe, format_dropout, format_pool
 
@@ -74,14 +74,14 @@ def ints_of(text: Any) -> tuple[int, ...]:
 def _study_columns(params: dict[str, Any], config: ModelConfig) -> dict[str, Any]:
     """The study row this trial replays: named in params, else found by architecture."""
     row_id = params.get(C.REPORT_KEY)
-    row: report.StudyRow | None
+    row: study.StudyRow | None
     if row_id:
         try:
-            row = report.row(str(row_id))
+            row = study.row(str(row_id))
         except KeyError:
             return {"report_model": str(row_id), "report_val": math.nan}
     else:
-        row = report.match(config)
+        row = study.match(config)
     if row is None:
         return {"report_model": "", "report_val": math.nan}
     return {"report_model": row.id, "report_val": row.val}

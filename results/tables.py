@@ -16,7 +16,8 @@ import pandas as pd
 from results.leaderboard import ints_of, succeeded
 from results.sweepdir import ResultsError
 from spaces import constants as C
-from spaces import report, task_bounds
+from spaces import study as study_data
+from spaces import task_bounds
 from spaces.config import FAMILIES, ModelConfig
 from spaces.guard import footprint
 from spaces.notation import format_layers
@@ -54,10 +55,10 @@ def _layers(row: pd.Series) -> str:
     return format_layers(config)
 
 
-def study_row(row_id: str) -> report.StudyRow | None:
+def study_row(row_id: str) -> study_data.StudyRow | None:
     """The study row a leaderboard's `report_model` names; None for none or an unknown id."""
     try:
-        return report.row(row_id) if row_id else None
+        return study_data.row(row_id) if row_id else None
     except KeyError:
         return None
 
@@ -71,7 +72,7 @@ def _one_task(board: pd.DataFrame, task: str | None) -> pd.DataFrame:
     return board[board["task"] == task]
 
 
-def study_parameters(row: report.StudyRow) -> int | None:
+def study_parameters(row: study_data.StudyRow) -> int | None:
     """A study row's parameter count, by the guard's arithmetic (equal to Keras')."""
     try:
         return footprint(row.config, task_bounds(row.task).input_shape).params
@@ -135,7 +136,7 @@ def _study_rows(task: str, family: str) -> list[dict]:
             "Status": "published" if r.loss == "mse" else f"published ({r.loss})",
             "_val": r.val if r.loss == "mse" else math.nan,
         }
-        for r in report.study_rows(task)
+        for r in study_data.study_rows(task)
         if r.family == family
     ]
 
@@ -202,11 +203,11 @@ def study_table(task: str) -> pd.DataFrame:
             "Note": r.note,
             "Id": r.id,
         }
-        for r in report.study_rows(task)
+        for r in study_data.study_rows(task)
     ]
     return pd.DataFrame.from_records(records)
 
 
-def study_best(task: str) -> report.StudyRow | None:
+def study_best(task: str) -> study_data.StudyRow | None:
     """The row the study marked as its best for `task`."""
-    return next((r for r in report.study_rows(task) if r.best), None)
+    return next((r for r in study_data.study_rows(task) if r.best), None)

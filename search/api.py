@@ -28,7 +28,7 @@ from spaces.config import ModelConfig
 if TYPE_CHECKING:
     import pandas as pd
 
-    from results.report import Report
+    from results.generator import Outputs
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,10 @@ class SweepResult:
                     model_path=best / C.MODEL_FILE,
                     metrics=json.loads((best / C.METRICS_FILE).read_text()))
 
-    def tables(self, out: str | Path | None = None, top_k: int = 5) -> Report:
+    def tables(self, out: str | Path | None = None, top_k: int = 5) -> Outputs:
         """Write the leaderboards, the study's comparison tables and the plots (what
         `python -m results` writes) to `out` (default: the sweep's folder)."""
-        from results.report import generate
+        from results.generator import generate
 
         return generate([self.experiment_dir], out=out, top_k=top_k)
 

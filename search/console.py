@@ -234,7 +234,7 @@ class Progress:
             self.best = (float(val), str(result.get(C.NOTATION) or "?"), trial_id)
         return self.trial_line(trial_id, result, status)
 
-    def report(self, trial_id: str, result: dict[str, Any]) -> None:
+    def record(self, trial_id: str, result: dict[str, Any]) -> None:
         """A running trial's report: how far it is, for the estimate and the budget."""
         if result.get(C.EPOCH) is not None:
             self.running_epochs[trial_id] = float(result[C.EPOCH])

@@ -210,7 +210,7 @@ class SweepCallback(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        self.console.progress.report(trial.trial_id, result)
+        self.console.progress.record(trial.trial_id, result)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self.console.progress.running = sum(t.status == C.Status.RUNNING for t in trials)

@@ -13,7 +13,7 @@ from search.lock import NameLock
 from search.options import InputError, Options, config_kind
 from search.outputs import check_single_target
 from spaces import constants as C
-from spaces import report, task_bounds
+from spaces import study, task_bounds
 from spaces.config import ConfigError, ModelConfig
 from spaces.guard import EVAL_PAGES, check
 from spaces.notation import parse_row
@@ -50,7 +50,7 @@ def resolve_config(args: Options) -> ModelConfig:
     kind = config_kind(text)
     if kind == "row":
         try:
-            config = report.row(text).config
+            config = study.row(text).config
         except KeyError as err:
             raise ConfigError(f"--config {text}: {err.args[0]}") from None
         if config.task != args.task:
@@ -69,7 +69,7 @@ def resolve_config(args: Options) -> ModelConfig:
             raise ConfigError(f"--config {path}: {reason}") from None
     else:  # the study's notation: its batch size and epochs for the task unless flags say
         config = parse_row(text, args.pool, args.dropout, args.batchnorm, task=args.task,
-                           **report.training_defaults(args.task))
+                           **study.training_defaults(args.task))
     overrides = {
         "loss": args.loss, "optimizer": args.optimizer, "lr": args.lr,
         "batch_size": args.batch_size,
@@ -129,9 +129,9 @@ def guard_fit(args: Options) -> dict[str, Any]:
     return fit
 
 
-def study_figure(config: ModelConfig) -> tuple[report.StudyRow | None, str]:
+def study_figure(config: ModelConfig) -> tuple[study.StudyRow | None, str]:
     """The study row `config` replays (same architecture) and a line with its figure."""
-    row = report.match(config)
+    row = study.match(config)
     if row is None:
         return None, ""
     what = "validation MSE" if row.loss == "mse" else f"validation {row.loss} (not an MSE)"

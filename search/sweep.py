@@ -34,7 +34,7 @@ from search.searchers import SPACES_OF_SEARCH, warm_points
 from search.settings import TrialSettings
 from search.trainable import train_autoencoder
 from spaces import constants as C
-from spaces import report as study
+from spaces import study
 from spaces.errors import UserError
 
 

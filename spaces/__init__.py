@@ -24,7 +24,7 @@ from spaces import default
 from spaces.axes import TaskBounds
 from spaces.config import ConfigError
 from spaces.full import point_for, sample
-from spaces.report import report_space, study_rows
+from spaces.study import study_rows, study_space
 from spaces.tasks import REGISTRY, TaskSpec
 
 __all__ = ["REGISTRY", "SAMPLED_SPACES", "SPACES", "TASKS", "TaskSpec", "full_space",
@@ -42,7 +42,7 @@ def _default_space(task: str) -> Callable[[Any], dict[str, Any]]:
 
 
 SPACES: dict[str, Callable[[str], Any]] = {
-    "default": _default_space, "study-axes": _full_space, "report": report_space,
+    "default": _default_space, "study-axes": _full_space, "report": study_space,
 }
 # The spaces Optuna samples (define-by-run functions); "report" is a finite grid.
 SAMPLED_SPACES = ("default", "study-axes")

@@ -47,7 +47,7 @@ def test_progress_line_counts_to_a_fixed_total_and_estimates_what_is_left():
     assert progress.line() == "progress: 0/4 trials | best: none finished yet | 0s elapsed"
     clock.now += 60
     progress.finish("a", result(0.02), C.Status.TERMINATED)
-    progress.report("b", result(0.5, 1.0))  # a running trial's report is never the best
+    progress.record("b", result(0.5, 1.0))  # a running trial's report is never the best
     progress.running = 1
     assert progress.line() == ("progress: 1/4 trials | 1 running | best 0.02000 (4L,32F(3X3)) | "
                                "1m00s elapsed, ~1m40s left")
@@ -58,8 +58,8 @@ def test_no_estimate_from_trial_counts_before_a_trial_ends():
     first estimates would be several times too long: none is given until a trial ends."""
     clock = Clock()
     progress = Progress(Budget(trials=12, max_epochs=3), clock=clock)
-    progress.report("a", result(0.5, 1.0))
-    progress.report("b", result(0.5, 1.0))
+    progress.record("a", result(0.5, 1.0))
+    progress.record("b", result(0.5, 1.0))
     progress.running = 2
     clock.now += 30
     assert progress.line().endswith("| 30s elapsed")
@@ -86,7 +86,7 @@ def test_budgets_replace_the_trial_total():
     clock = Clock()
     progress = Progress(Budget(time_s=600, images=1000, epoch_size=100), clock=clock)
     clock.now += 150
-    progress.report("a", result(0.1, 2.5))
+    progress.record("a", result(0.1, 2.5))
     line = progress.line()
     assert line.startswith("progress: 0 trials | time 2m30s of 10m00s | budget 2.5 of 10 epochs")
     assert "~7m30s left" in line

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 from sweep_files import write_status, write_sweep, write_trial
 
-from results.report import generate
+from results.generator import generate
 from search import progress
 from search.sweep import SweepError, SweepSettings, _check_resume, _sweep_meta, damaged_ray_state
 from search.trainable import out_of_memory

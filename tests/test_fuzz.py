@@ -33,7 +33,7 @@ from spaces.config import (
 )
 from spaces.constants import TASKS
 from spaces.notation import describe, format_row, parse, parse_row
-from spaces.report import architecture
+from spaces.study import architecture
 
 # No example database on disk (the repository has no place for it), no per-example deadline
 # (the first examples pay for imports).

@@ -13,7 +13,7 @@ from spaces.config import SKIP_INPUT, ConfigError, ModelConfig, conv_layout
 from spaces.errors import UserError
 from spaces.guard import ResourceLimitError, check, fits, footprint
 from spaces.notation import parse_row
-from spaces.report import row
+from spaces.study import row
 
 
 @pytest.mark.parametrize(

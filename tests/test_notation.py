@@ -19,7 +19,7 @@ from spaces.notation import (
     parse_pool,
     parse_row,
 )
-from spaces.report import architecture, study_rows
+from spaces.study import architecture, study_rows
 
 
 @pytest.mark.parametrize(

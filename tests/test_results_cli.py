@@ -21,9 +21,9 @@ from sweep_files import (
 
 from results import ResultsError, curves, load_trials
 from results.__main__ import main
+from results.generator import MERGED_LEADERBOARD_FILE
 from results.leaderboard import LEADERBOARD_COLUMNS, leaderboard
 from results.plots import learning_curves, reconstruction_sheet, search_progress, size_vs_quality
-from results.report import MERGED_LEADERBOARD_FILE
 from results.sweepdir import read_reconstructions
 from spaces import constants as C
 from spaces.config import ModelConfig
@@ -140,7 +140,7 @@ def test_the_summary_says_when_the_study_trained_on_more(
 
 
 def test_the_progress_plot_draws_the_studys_best_only_where_it_is_an_mse() -> None:
-    from results.report import study_line
+    from results.generator import study_line
 
     assert study_line("mnist") == (None, "")  # the study's MNIST figures are BCE losses
     val, label = study_line("mnist-denoise")

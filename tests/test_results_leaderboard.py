@@ -278,11 +278,11 @@ def test_a_trial_ray_ended_before_its_first_report_reads_stopped_with_why(tmp_pa
     """A budget that runs out while a trial builds its model: Ray says TERMINATED, but the
     trial trained nothing, so the leaderboard says STOPPED and why, not "finished"."""
     from results.leaderboard import NO_REPORT_REASON
-    from spaces import report
+    from spaces import study
 
     sweep = tmp_path / "sweep"
     write_sweep(sweep, "mnist", finished=True, max_epochs=2)
-    config = report.row("mnist/1.2/2").config
+    config = study.row("mnist/1.2/2").config
     write_trial(sweep, "ddddd_00000", config, [0.05, 0.04])
     write_trial(sweep, "ddddd_00001", config, [])
     write_status(sweep, {"ddddd_00000": C.Status.TERMINATED, "ddddd_00001": C.Status.TERMINATED})

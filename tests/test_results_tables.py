@@ -23,7 +23,7 @@ from results.render import cell, markdown_table
 from results.tables import MSE, OURS, POOL, STUDY, marked_rows
 from spaces import constants as C
 from spaces.config import ModelConfig
-from spaces.report import study_rows
+from spaces.study import study_rows
 
 
 @pytest.fixture
@@ -200,8 +200,8 @@ def test_importance_skips_running_and_failed_trials(board: pd.DataFrame) -> None
 
 def test_plot_inputs_state_budgets_and_the_studys_replayed_points(board: pd.DataFrame,
                                                                    tmp_path: Path) -> None:
-    from results.report import _model_title, _our_budget, _study_budget, _study_points
-    from spaces.report import row
+    from results.generator import _model_title, _our_budget, _study_budget, _study_points
+    from spaces.study import row
 
     points = _study_points(board)  # text/3.3/5 and text/3.1/4 (matched by architecture)
     assert sorted(points["id"]) == ["text/3.1/4", "text/3.3/5"]

@@ -8,7 +8,7 @@ import pytest
 
 from spaces.config import ConfigError, ModelConfig
 from spaces.notation import describe, parse_row
-from spaces.report import match, row
+from spaces.study import match, row
 
 
 @pytest.mark.parametrize("value", [1, 0, "true", "false", None, 1.0])

@@ -37,7 +37,7 @@ from spaces.constants import MODEL_KEY
 from spaces.default import DefaultBounds
 from spaces.guard import check, fits, footprint
 from spaces.notation import describe, format_row, parse, parse_row
-from spaces.report import architecture
+from spaces.study import architecture
 
 TPE_DRAWS = 200
 BUILDS = 5

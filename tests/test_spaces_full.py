@@ -16,7 +16,7 @@ from spaces.config import ConfigError, ModelConfig
 from spaces.constants import MODE, MODEL_KEY, OBJECTIVE
 from spaces.full import point_for
 from spaces.guard import footprint
-from spaces.report import architecture, row, study_rows
+from spaces.study import architecture, row, study_rows
 
 WARM_ROWS = {"mnist": "mnist/1.2/2", "mnist-denoise": "mnist-denoise/2.2/3", "text": "text/3.3/5"}
 # Rows the full space cannot express: 3 poolings of a 28x28 digit (max 2), and the dense

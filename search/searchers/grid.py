@@ -8,7 +8,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from spaces import constants as C
-from spaces import report as study
+from spaces import study
 
 if TYPE_CHECKING:
     from search.sweep import SweepSettings

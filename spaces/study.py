@@ -158,6 +158,6 @@ def match(config: ModelConfig) -> StudyRow | None:
     return next((r for r in _all_rows() if architecture(r.config) == key), None)
 
 
-def report_space(task: str) -> list[dict[str, Any]]:
+def study_space(task: str) -> list[dict[str, Any]]:
     """Grid points replaying every study row of `task`: `{MODEL_KEY: config, REPORT_KEY: id}`."""
     return [{MODEL_KEY: r.config.to_dict(), REPORT_KEY: r.id} for r in study_rows(task)]

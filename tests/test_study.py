@@ -1,4 +1,4 @@
-"""spaces/report.py: the study's rows as data, replayed as the `report` space."""
+"""spaces/study.py: the study's rows as data, replayed as the `report` space."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from spaces import constants as C
 from spaces.config import ConfigError, ModelConfig
 from spaces.guard import ResourceLimitError, check, footprint
 from spaces.notation import format_row, parse_row
-from spaces.report import architecture, match, report_space, row, study_rows
+from spaces.study import architecture, match, row, study_rows, study_space
 
 # The study's models the guard refuses by default: dense layers over whole images.
 REFUSED = {"mnist/1.3/5", "mnist-denoise/2.3/5", "text/3.2/1", "text/3.2/2", "text/3.2/3",
@@ -89,9 +89,9 @@ def test_match_finds_each_row_by_architecture_alone():
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_report_space_replays_every_row(task):
+def test_study_space_replays_every_row(task):
     points = get_space("report", task)
-    assert points == report_space(task)
+    assert points == study_space(task)
     assert [p[C.REPORT_KEY] for p in points] == [r.id for r in study_rows(task)]
     for point in points:
         config = ModelConfig.from_dict(point[C.MODEL_KEY])

@@ -43,7 +43,7 @@ from results.tables import (
     study_table,
 )
 from spaces import constants as C
-from spaces.report import study_rows
+from spaces.study import study_rows
 
 MERGED_LEADERBOARD_FILE = "leaderboard-merged.csv"
 STATUS_ORDER = (C.Status.TERMINATED, C.Status.STOPPED, C.Status.INTERRUPTED, C.Status.RUNNING,
@@ -53,7 +53,7 @@ MAX_ERRORS_SHOWN = 3
 
 
 @dataclass
-class Report:
+class Outputs:
     """What `generate` computed and wrote; `summary` is what the CLI prints."""
 
     board: pd.DataFrame
@@ -281,7 +281,7 @@ def write_plots(board: pd.DataFrame, curve: pd.DataFrame, task: str | None,
 
 
 def generate(sweep_dirs: Sequence[str | Path], out: str | Path | None = None,
-             top_k: int = 5) -> Report:
+             top_k: int = 5) -> Outputs:
     """Regenerate leaderboards, tables and plots from the sweep dirs' files alone."""
     dirs = list(dict.fromkeys(check_sweep_dir(d) for d in sweep_dirs))
     if not dirs:
@@ -320,4 +320,4 @@ def generate(sweep_dirs: Sequence[str | Path], out: str | Path | None = None,
     lines += _best_lines(board, task, meta)
     lines.append(f"Wrote {len(written)} file(s): leaderboard.csv in each sweep dir, "
                  f"{out / C.TABLES_DIR}, {out / C.PLOTS_DIR}.")
-    return Report(board=board, task=task, out=out, written=written, summary="\n".join(lines))
+    return Outputs(board=board, task=task, out=out, written=written, summary="\n".join(lines))
