@@ -47,7 +47,9 @@ def quiet_libraries(verbose: bool) -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
     # Ray says at every local start that it turned token authentication on: nothing to act
     # on. Its warning that authentication is off stays.
-    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+    from search.internals import RAY_TOKEN_LOGGER
+
+    logging.getLogger(RAY_TOKEN_LOGGER).addFilter(
         lambda record: "Token authentication is enabled" not in record.getMessage())
     # With `num_to_keep` set (a trial keeps its last checkpoints), Tune snapshots the
     # experiment each time a short trial has checkpointed that often, and warns when that is

@@ -23,6 +23,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from results.render import atomic_write_text
+from search import internals
 from spaces import constants as C
 
 
@@ -54,17 +55,18 @@ class FidelityOptunaSearch(OptunaSearch):
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        completed, asked = internals.completed_trials(self), internals.optuna_trials(self)
+        if trial_id in completed or trial_id not in asked:
             super().on_trial_complete(trial_id, result, error)
             return
         metric = str(self._metric)
         state = optuna_state(result, metric, self._max_t, error)
         value = result[metric] if state == TrialState.COMPLETE and result else None
-        study = self._ot_study
+        study = internals.optuna_study(self)
         if study is None:  # set by OptunaSearch once it has a space, before any trial
             raise RuntimeError("OptunaSearch has no study yet")
-        study.tell(self._ot_trials[trial_id], value, state=state)
-        self._completed_trials.add(trial_id)
+        study.tell(asked[trial_id], value, state=state)
+        completed.add(trial_id)
 
 
 class BudgetStopper(Stopper):

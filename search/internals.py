@@ -87,7 +87,10 @@ INTERNALS = (
              "Ray's search generator state file, checked before a resume"),
     Internal("ray.tune.search.basic_variant", "BasicVariantGenerator.CKPT_FILE_TMPL",
              "Ray's grid state file, checked before a resume"),
+    Internal("ray._private.authentication.authentication_token_setup", "logger",
+             "the logger whose start-up notice a quiet console filters (search.console)"),
 )
+RAY_TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 # Ray's experiment state in a sweep dir (ray/tune: impl/tuner_internal.py `_TUNER_PKL`, then
 # the CKPT_FILE_TMPL of tune_controller.py, searcher.py, search_generator.py and
@@ -146,6 +149,13 @@ def fs_and_path(storage_path: str) -> tuple[Any, str]:
     from ray.train._internal.storage import get_fs_and_path
 
     return get_fs_and_path(storage_path)
+
+
+def trial_session() -> Any:
+    """The Ray Train session of the trial this code runs in (None outside a trial)."""
+    from ray.train._internal.session import get_session
+
+    return get_session()
 
 
 # --- Ray Tune: a restored tuner -----------------------------------------------------------------

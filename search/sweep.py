@@ -397,6 +397,72 @@ def was_interrupted() -> bool:
     return INTERRUPTED.is_set()
 
 
+def _restored_tuner(settings: SweepSettings, trainable: Any, meta: dict[str, Any],
+                    verbose: bool) -> tune.Tuner:
+    """The stopped sweep's tuner, given this run's console and the sweep dir as it is now.
+
+    The saved run config (our callback included) comes back with the experiment; the param
+    space does not (tuner.pkl keeps only its keys). Without it, the grid points a restored
+    sweep creates keep Ray's placeholder where `grid.report_model` fills the model.
+    """
+    _, param_space = searchers.make(settings)
+    tuner = tune.Tuner.restore(f"{settings.storage_path}/{settings.name}", trainable,
+                               param_space=param_space or None,
+                               resume_unfinished=True, resume_errored=True)
+    _quiet_restored(tuner, settings, verbose)
+    _relocate(tuner, settings, meta)
+    return tuner
+
+
+def _search_alg(settings: SweepSettings) -> tuple[Any, dict[str, Any]]:
+    """The search algorithm and param space, made here as Ray would make them, so that
+    `_relocate` can reach them on a resume."""
+    searcher, param_space = searchers.make(settings)
+    if searcher is None:  # a grid
+        return RelocatableVariantGenerator(max_concurrent=settings.max_concurrent or 0), \
+            param_space
+    if settings.max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
+    return RelocatableSearchGenerator(searcher), param_space
+
+
+def _new_tuner(settings: SweepSettings, trainable: Any, meta: dict[str, Any],
+               verbose: bool) -> tune.Tuner:
+    search_alg, param_space = _search_alg(settings)
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=C.OBJECTIVE,
+            mode=C.MODE,
+            search_alg=search_alg,
+            scheduler=SCHEDULERS[settings.scheduler](settings),
+            num_samples=settings.num_samples,
+            # A searcher's limit is its ConcurrencyLimiter; a grid's, its generator's.
+            max_concurrent_trials=None,
+            trial_dirname_creator=_trial_dirname,
+            time_budget_s=settings.time_budget_s,
+            # One worker process runs trial after trial: TensorFlow is imported once per
+            # worker, not once per trial (the trainable clears Keras' session).
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=settings.name,
+            storage_path=settings.storage_path,
+            callbacks=[SweepCallback(settings.experiment_dir, meta, console_budget(settings))],
+            stop=_budget_stopper(settings),
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=2,
+                checkpoint_score_attribute=C.TRAINING_ITERATION,
+                checkpoint_score_order="max",
+            ),
+            verbose=1 if verbose else 0,  # 0: no status tables, no per-trial boxes
+            progress_reporter=quiet_ray_console(verbose),
+        ),
+    )
+
+
 def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
               verbose: bool = False) -> tuple[tune.ResultGrid, bool]:
     """Run (or resume) a sweep on the Ray cluster `ray.init` attached to.
@@ -416,58 +482,9 @@ def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
     )
     meta = _sweep_meta(settings, finished=False, resumed=resume)
     if resume:
-        # The saved run config (our callback included) comes back with the experiment; the
-        # param space does not (tuner.pkl keeps only its keys). Without it, the grid points a
-        # restored sweep creates keep Ray's placeholder where `grid.report_model` fills the model.
-        _, param_space = searchers.make(settings)
-        tuner = tune.Tuner.restore(f"{settings.storage_path}/{settings.name}", trainable,
-                                   param_space=param_space or None,
-                                   resume_unfinished=True, resume_errored=True)
-        _quiet_restored(tuner, settings, verbose)
-        _relocate(tuner, settings, meta)
+        tuner = _restored_tuner(settings, trainable, meta, verbose)
     else:
-        searcher, param_space = searchers.make(settings)
-        # Made here as Ray would make them, so that `_relocate` can reach them on a resume.
-        search_alg: RelocatableSearchGenerator | RelocatableVariantGenerator
-        if searcher is None:  # a grid
-            search_alg = RelocatableVariantGenerator(max_concurrent=settings.max_concurrent or 0)
-        else:
-            if settings.max_concurrent:
-                searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
-            search_alg = RelocatableSearchGenerator(searcher)
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space,
-            tune_config=tune.TuneConfig(
-                metric=C.OBJECTIVE,
-                mode=C.MODE,
-                search_alg=search_alg,
-                scheduler=SCHEDULERS[settings.scheduler](settings),
-                num_samples=settings.num_samples,
-                # A searcher's limit is its ConcurrencyLimiter; a grid's, its generator's.
-                max_concurrent_trials=None,
-                trial_dirname_creator=_trial_dirname,
-                time_budget_s=settings.time_budget_s,
-                # One worker process runs trial after trial: TensorFlow is imported once per
-                # worker, not once per trial (the trainable clears Keras' session).
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=settings.name,
-                storage_path=settings.storage_path,
-                callbacks=[SweepCallback(settings.experiment_dir, meta,
-                                         console_budget(settings))],
-                stop=_budget_stopper(settings),
-                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=2,
-                    checkpoint_score_attribute=C.TRAINING_ITERATION,
-                    checkpoint_score_order="max",
-                ),
-                verbose=1 if verbose else 0,  # 0: no status tables, no per-trial boxes
-                progress_reporter=quiet_ray_console(verbose),
-            ),
-        )
+        tuner = _new_tuner(settings, trainable, meta, verbose)
     _write_sweep_file(meta, settings)  # only now: a sweep that could not start leaves no trace
     started = time.monotonic()
     watch_interrupts(verbose)

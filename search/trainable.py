@@ -16,6 +16,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from search import internals
 from search.data import TaskData
 from search.precision import resolve
 from search.settings import TrialSettings
@@ -65,9 +66,7 @@ def newest_checkpoints(given: Any) -> list[Any]:
     """
     found: list[tuple[int, str, Any]] = []
     try:
-        from ray.train._internal.session import get_session
-
-        session = get_session()
+        session = internals.trial_session()
         if session is None:
             raise RuntimeError("no Ray Tune session")
         storage = session.storage

@@ -67,8 +67,9 @@ def test_the_ordered_encoding_builds_the_same_configs_as_the_categorical_one(tas
     for filters in bounds.filters:
         for kernel in bounds.kernels:
             for batch in bounds.batch_sizes:
-                plain: dict[str, Any] = {"depth": 4, "filters": filters, "schedule": "widening", "kernel": kernel,
-                         "batchnorm": True, "lr": 1e-3, "batch_size": batch}
+                plain: dict[str, Any] = {"depth": 4, "filters": filters, "schedule": "widening",
+                                         "kernel": kernel, "batchnorm": True, "lr": 1e-3,
+                                         "batch_size": batch}
                 if bounds.unet_levels:
                     plain |= {"unet_levels": 1, "skip": True}
                 twin = dict(plain)
