@@ -55,15 +55,6 @@ def _text_parser(name: str, parse: Callable[[str], Any]) -> Callable[[str], Any]
     return convert
 
 
-class _OldFlag(argparse.Action):
-    """An option's earlier name: it still works, with a one-line note."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        print(f"note: {option_string} is now {flag(self.dest)}", file=sys.stderr)
-        setattr(namespace, self.dest, values)
-
-
 def _search_help(spec: Spec) -> str:
     from search.searchers import DEFAULT_SEARCH, SEARCHERS
 
@@ -92,9 +83,6 @@ def _add(group: Any, name: str, spec: Spec, type_: Any) -> None:
             kwargs["metavar"] = spec.metavar
     kwargs["required"] = name == "task"
     group.add_argument(flag(name), dest=name, **kwargs)
-    for old in spec.old_flags:
-        group.add_argument(old, dest=name, action=_OldFlag, help=argparse.SUPPRESS,
-                           **{k: v for k, v in kwargs.items() if k in ("type", "choices")})
 
 
 def _types() -> dict[str, Any]:

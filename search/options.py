@@ -105,7 +105,6 @@ class Spec:
     choices: Callable[[], tuple[str, ...]] | tuple[str, ...] | None = None
     parse: Callable[[str], Any] | None = None  # option text -> value; None: the field's type
     metavar: str | None = None
-    old_flags: tuple[str, ...] = ()  # earlier names, still accepted with a one-line note
     resume_fixed: bool = False  # a resumed sweep must keep it (its data options are kept too)
     notation: bool = False  # part of the study's notation: only with a notation --config
 

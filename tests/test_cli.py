@@ -5,6 +5,7 @@ Every case here is refused before Ray starts or the data loads, which is also wh
 
 from __future__ import annotations
 
+import argparse
 import json
 import runpy
 import sys
@@ -18,6 +19,7 @@ import search.launch
 import search.single
 from search.cli import main
 from search.data import DataError
+from search.options import Options
 from spaces import constants as C
 
 pytestmark = pytest.mark.usefixtures("nothing_runs")
@@ -135,3 +137,63 @@ def test_user_errors_raised_mid_run_exit_2_on_one_line(monkeypatch, capsys):
     monkeypatch.setattr(search.single, "run_single", bad_data)
     err = refused(["--task", "mnist", "--config", "6L,16F(3X3)"], capsys)
     assert err == "error: page 3.png is not a readable PNG image\n"
+
+
+# --- the commands, and the flags derived from search/options.py --------------------------------
+def test_every_option_is_one_flag_and_nothing_else():
+    from search.cli import build_parser
+    from search.options import SPECS
+
+    parser = build_parser()
+    dests = [a.dest for a in parser._actions if a.dest != "help"]
+    assert sorted(dests) == sorted(SPECS)
+    assert parser.parse_args(["--task", "mnist"]) == argparse.Namespace(task="mnist")
+
+
+@pytest.mark.parametrize(("argv", "plain"), [
+    (["sweep", "--task", "mnist", "--space", "report"], ["--task", "mnist", "--space", "report"]),
+    (["train", "--task", "mnist", "--config", "2L,8F(3X3)"],
+     ["--task", "mnist", "--config", "2L,8F(3X3)"]),
+], ids=["sweep", "train"])
+def test_a_command_means_what_its_flags_alone_mean(monkeypatch, argv, plain):
+    seen: list[tuple[Options, set[str]]] = []
+
+    def run(options: Options, given: set[str]) -> int:
+        seen.append((options, given))
+        return 0
+
+    monkeypatch.setattr(search.cli, "run", run)
+    assert main(argv) == 0 and main(plain) == 0
+    assert seen[0] == seen[1] and seen[0][0].mode == argv[0]
+
+
+def test_train_needs_a_config_and_a_sweep_takes_none(capsys):
+    assert "aesearch train needs --config" in refused(["train", "--task", "mnist"], capsys)
+    err = refused(["sweep", "--task", "mnist", "--config", "2L,8F(3X3)"], capsys)
+    assert "use aesearch train" in err
+
+
+def test_results_export_and_denoise_are_commands(tmp_path, capsys):
+    assert main(["results", str(tmp_path / "no-sweep")]) == 2
+    assert "no-sweep" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "no-sweep")]) == 2
+    assert "no-sweep" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["denoise", "--help"])
+    assert exit_info.value.code == 0 and "--submission" in capsys.readouterr().out
+
+
+def test_defaults_are_the_options_own():
+    from search.data import DataOptions
+    from search.options import default_of
+    from search.settings import TrialSettings
+    from search.sweep import SweepSettings
+
+    sweep = SweepSettings(task="mnist")
+    trial = TrialSettings(max_epochs=1, max_params=1, max_activation_mb=1.0, guard_shape=(2, 2))
+    for holder, names in ((sweep, ("space", "grace_period", "checkpoint_every", "seed",
+                                   "storage", "precision")),
+                          (trial, ("checkpoint_every", "seed", "precision")),
+                          (DataOptions(), ("noise", "val_fraction", "patches_per_page", "seed"))):
+        for name in names:
+            assert getattr(holder, name) == default_of(name), (type(holder).__name__, name)
