@@ -7,8 +7,8 @@
 
 Each job is one (task, seed, arm) in its own process, given `--time-budget` wall seconds:
   tpe / optuna / random: a sweep of the default space with that searcher and ASHA, trials of
-      at most `--epochs` epochs (the efficiency benchmark's data and epochs per task);
-  study: the study's rows of the task as a grid (FIFO), `--epochs` each, in table order;
+      at most `DEFAULTS[task]["epochs"]` epochs on small subsets (below);
+  study: the study's rows of the task as a grid (FIFO), the same epochs each, in table order;
   best-row: the study's best row of the task, trained alone (no Ray) until the time is up,
       with its own loss; best-row-bce: the same with binary cross-entropy, the default
       space's recipe (the best MNIST denoiser collapses under MSE).
@@ -44,7 +44,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.efficiency import DEFAULTS
+# Small enough for a few dozen trials per job on one CPU core in a few minutes: the regime
+# of a short search on a laptop, where a searcher has to earn its keep early.
+DEFAULTS: dict[str, dict[str, int]] = {
+    "mnist": {"subset": 1000, "val_subset": 300, "epochs": 2},
+    "mnist-denoise": {"subset": 1000, "val_subset": 300, "epochs": 2},
+    "text": {"subset": 20, "val_subset": 2, "epochs": 2, "patch_size": 48},
+}
 
 SEARCH_ARMS = ("tpe", "optuna", "random")
 ARMS = (*SEARCH_ARMS, "study", "best-row", "best-row-bce")
@@ -105,7 +111,8 @@ def _run_sweep(task: str, seed: int, arm: str, args: argparse.Namespace) -> list
         gpus_per_trial=args.gpus_per_trial,
         space="report" if grid else "default", search="grid" if grid else arm,
         scheduler="fifo" if grid else "asha", num_samples=1 if grid else -1,
-        time_budget_s=args.time_budget,
+        time_budget_s=None if args.budget_images else args.time_budget,
+        budget_epochs=args.budget_images / data.epoch_size if args.budget_images else None,
     )
     start = time.time()
     results, _ = run_sweep(settings, data)
@@ -133,7 +140,8 @@ def _run_row(task: str, seed: int, arm: str, args: argparse.Namespace) -> list[R
     start, out = time.perf_counter(), []
     for metrics in trial.reports():
         t = time.perf_counter() - start
-        if t > args.time_budget:
+        if (t > args.time_budget if not args.budget_images
+                else metrics[C.IMAGES] > args.budget_images):
             break
         out.append({"t": t, "trial_images": int(metrics[C.IMAGES]), "trial": row.id,
                     "value": float(metrics[C.VAL_MSE]), "ok": C.VERDICT not in metrics})
@@ -145,7 +153,8 @@ def run_job(task: str, seed: int, arm: str, args: argparse.Namespace) -> None:
     runner = _run_row if arm.startswith("best-row") else _run_sweep
     reports = runner(task, seed, arm, args)
     record = {"task": task, "seed": seed, "arm": arm, "time_budget": args.time_budget,
-              "wall_s": time.time() - began, "reports": reports}
+              "budget_images": args.budget_images, "wall_s": time.time() - began,
+              "reports": reports}
     Path(args.out).write_text(json.dumps(record))
 
 
@@ -161,11 +170,13 @@ def best_at(reports: list[Report], *, t: float = math.inf, images: float = math.
     return min(last.values(), default=math.inf)
 
 
-def time_to_reach(reports: list[Report], target: float, budget: float) -> float:
-    """The fraction of `budget` after which the leaderboard's best was at most `target`."""
+def time_to_reach(reports: list[Report], target: float, budget: float,
+                  axis: str = "t") -> float:
+    """The fraction of `budget` (seconds, or images with `axis="images"`) after which the
+    leaderboard's best was at most `target`."""
     for r in reports:
-        if r["t"] <= budget and best_at(reports, t=r["t"]) <= target:
-            return r["t"] / budget
+        if r[axis] <= budget and best_at(reports, **{axis: r[axis]}) <= target:
+            return float(r[axis]) / budget
     return math.inf
 
 
@@ -182,57 +193,71 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(finite):.5f} ± {std:.5f}{lost}"
 
 
-def summarize(jobs: list[dict[str, Any]]) -> list[str]:
-    """The tables and RESULT lines of finished jobs."""
+def _budget(jobs: list[dict[str, Any]]) -> tuple[str, float]:
+    """The axis the jobs were budgeted on ("t" or "images") and the budget."""
+    images = {j.get("budget_images") for j in jobs}
+    if len(images) > 1:
+        raise ValueError("these jobs ran with different budgets: summarize them apart")
+    given = images.pop()
+    if given is not None:
+        return "images", float(given)
+    return "t", max(float(j["time_budget"]) for j in jobs)
+
+
+def arm_table(jobs: list[dict[str, Any]], axis: str, budget: float) -> Any:
+    """One row per job: its leaderboard's best at the budget, trials and images."""
+    import pandas as pd
+
+    return pd.DataFrame([
+        {"task": j["task"], "seed": j["seed"], "arm": j["arm"],
+         "best": best_at(j["reports"], **{axis: budget}),
+         "trials": len({r["trial"] for r in j["reports"]}),
+         "images": j["reports"][-1]["images"] if j["reports"] else 0}
+        for j in jobs])
+
+
+def _last_images(job: dict[str, Any]) -> int:
+    return int(job["reports"][-1]["images"]) if job["reports"] else 0
+
+
+def pair_table(jobs: list[dict[str, Any]], axis: str, budget: float) -> Any:
+    """One row per (task, seed): tpe's best over each other arm's, and the time (or images)
+    tpe took to reach random search's final best."""
     import pandas as pd
 
     by = {(j["task"], j["seed"], j["arm"]): j for j in jobs}
-    budget = max(j["time_budget"] for j in jobs)
-    lines, pairs, rows = [], [], []
-    for (task, seed, arm), job in sorted(by.items()):
-        reps = job["reports"]
-        rows.append({"task": task, "seed": seed, "arm": arm, "best": best_at(reps, t=budget),
-                     "trials": len({r["trial"] for r in reps}),
-                     "images": reps[-1]["images"] if reps else 0})
-    table = pd.DataFrame(rows)
-    for task in sorted(set(table["task"])):
-        lines.append(f"\n{task}: leaderboard best val_mse after {budget:g} s, mean ± std over "
-                     f"seeds")
-        part = table[table["task"] == task]
-        for arm in [a for a in ARMS if a in set(part["arm"])]:
-            sub = part[part["arm"] == arm]
-            lines.append(f"  {arm:13s} {_mean_std(sub['best'].tolist()):28s} trials "
-                         f"{sub['trials'].median():5.1f}  images {sub['images'].median():9,.0f}")
+    pairs = []
     for task, seed in sorted({(t, s) for t, s, _ in by}):
         get = {arm: by.get((task, seed, arm)) for arm in ARMS}
         tpe, rnd = get["tpe"], get["random"]
         if tpe is None:
             continue
         pair: dict[str, Any] = {"task": task, "seed": seed}
-        best = best_at(tpe["reports"], t=budget)
+        best = best_at(tpe["reports"], **{axis: budget})
         if rnd is not None:
-            target = best_at(rnd["reports"], t=budget)
+            target = best_at(rnd["reports"], **{axis: budget})
             pair["vs_random"] = _ratio(best, target)
-            pair["time_to_match"] = time_to_reach(tpe["reports"], target, budget)
-            spent = min(tpe["reports"][-1]["images"] if tpe["reports"] else 0,
-                        rnd["reports"][-1]["images"] if rnd["reports"] else 0)
+            pair["time_to_match"] = time_to_reach(tpe["reports"], target, budget, axis)
+            spent = min(_last_images(tpe), _last_images(rnd))
             pair["vs_random_images"] = _ratio(best_at(tpe["reports"], images=spent),
                                               best_at(rnd["reports"], images=spent))
         if get["study"] is not None:
-            pair["vs_study"] = _ratio(best, best_at(get["study"]["reports"], t=budget))
-        own = [best_at(job["reports"], t=budget)
+            pair["vs_study"] = _ratio(best, best_at(get["study"]["reports"], **{axis: budget}))
+        own = [best_at(job["reports"], **{axis: budget})
                for job in (get["best-row"], get["best-row-bce"]) if job is not None]
         usable = [v for v in own if math.isfinite(v)]  # own loss, else the BCE recipe
         if usable:
             pair["vs_best_row"] = _ratio(best, usable[0])
         pairs.append(pair)
-    frame = pd.DataFrame(pairs)
-    lines.append("\nper task and seed: tpe's best over the other arm's (below 1: tpe better)")
-    lines.append(frame.to_string(index=False, float_format="{:.3f}".format))
+    return pd.DataFrame(pairs)
 
+
+def result_lines(frame: Any) -> list[str]:
+    """The RESULT lines of a pair table."""
     def med(column: str) -> float:
         return statistics.median(frame[column]) if column in frame else math.nan
 
+    lines = []
     if "vs_random" in frame:
         per_task = frame.groupby("task")["vs_random"].median()
         lines.append("median vs random per task: " + ", ".join(
@@ -247,6 +272,27 @@ def summarize(jobs: list[dict[str, Any]]) -> list[str]:
     if "vs_study" in frame:
         lines.append(f"RESULT efficiency_ratio={med('vs_study'):.3f}")
     return lines
+
+
+def summarize(jobs: list[dict[str, Any]]) -> list[str]:
+    """The tables and RESULT lines of finished jobs."""
+    axis, budget = _budget(jobs)
+    unit = "images" if axis == "images" else "s"
+    table = arm_table(jobs, axis, budget)
+    lines = []
+    for task in sorted(set(table["task"])):
+        lines.append(f"\n{task}: leaderboard best val_mse after {budget:g} {unit}, mean ± std "
+                     f"over seeds")
+        part = table[table["task"] == task]
+        for arm in [a for a in ARMS if a in set(part["arm"])]:
+            sub = part[part["arm"] == arm]
+            lines.append(f"  {arm:13s} {_mean_std(sub['best'].tolist()):28s} trials "
+                         f"{sub['trials'].median():5.1f}  images {sub['images'].median():9,.0f}")
+    frame = pair_table(jobs, axis, budget)
+    lines.append(f"\nper task and seed, at equal {'images' if axis == 'images' else 'time'}: "
+                 f"tpe's best over the other arm's (below 1: tpe better)")
+    lines.append(frame.to_string(index=False, float_format="{:.3f}".format))
+    return lines + result_lines(frame)
 
 
 def _best_row_loss(task: str) -> str:
@@ -268,6 +314,8 @@ def _launch(args: argparse.Namespace, out: Path) -> None:
             command = [sys.executable, __file__, "--job", f"{task},{seed},{arm}",
                        "--out", str(out / f"{name}.json"), "--time-budget", str(args.time_budget),
                        "--storage", str(out / "sweeps")]
+            if args.budget_images:
+                command += ["--budget-images", str(args.budget_images)]
             if args.data_dir:
                 command += ["--data-dir", args.data_dir]
             if args.address:
@@ -281,7 +329,8 @@ def _launch(args: argparse.Namespace, out: Path) -> None:
             if proc.poll() is not None:
                 running.remove((proc, name))
                 status = "done" if proc.returncode == 0 else f"FAILED ({proc.returncode})"
-                print(f"{time.strftime('%H:%M:%S')} {name} {status}", flush=True)
+                load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+                print(f"{time.strftime('%H:%M:%S')} {name} {status} (load {load})", flush=True)
 
 
 def main() -> None:
@@ -291,6 +340,9 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", choices=ARMS,
                         default=["tpe", "random", "study", "best-row", "best-row-bce"])
     parser.add_argument("--time-budget", type=float, default=90.0, help="seconds per job")
+    parser.add_argument("--budget-images", type=int,
+                        help="instead of a time budget, stop each job after this many training "
+                             "examples: equal work, unaffected by a busy machine")
     parser.add_argument("--slots", type=int, default=1, help="jobs at once (one CPU each)")
     parser.add_argument("--address", help="a running Ray cluster for the sweeps")
     parser.add_argument("--gpus-per-trial", type=float, default=0.0,
@@ -311,8 +363,9 @@ def main() -> None:
     else:
         folder = Path(args.keep or tempfile.mkdtemp(prefix="searchers-"))
         folder.mkdir(parents=True, exist_ok=True)
-        print(f"jobs of {args.time_budget:g} s, {args.slots} at a time; outputs in {folder}",
-              flush=True)
+        budget = (f"{args.budget_images:,} images" if args.budget_images
+                  else f"{args.time_budget:g} s")
+        print(f"jobs of {budget}, {args.slots} at a time; outputs in {folder}", flush=True)
         _launch(args, folder)
     jobs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     for line in summarize(jobs):

@@ -43,3 +43,13 @@ def test_summarize_compares_each_pair_at_equal_time():
     assert float(results["search_vs_random"]) == (0.5 + 1.2) / 2
     assert results["search_losses"] == "1"  # seed 1: 1.2 > 1.05
     assert float(results["search_vs_best_row"]) == 0.275  # median over tasks of seed medians
+
+
+def test_summarize_cuts_at_the_image_budget_when_jobs_had_one():
+    jobs = [{"task": "text", "seed": 0, "arm": arm, "time_budget": 10, "budget_images": 300,
+             "reports": [{**r, "value": float(r["value"]) * scale} for r in REPORTS]}  # type: ignore[arg-type]
+            for arm, scale in (("tpe", 1.0), ("random", 0.5))]
+    lines = summarize(jobs)
+    assert "\ntext: leaderboard best val_mse after 300 images, mean ± std over seeds" in lines
+    # At 300 images tpe's best is a's 0.04 and random's 0.02: tpe 2x worse.
+    assert "RESULT search_vs_random=2.000" in lines
