@@ -81,6 +81,8 @@ class SweepSettings:
         for key, default in defaults.items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, default)
+        if self.max_epochs is None:  # complete when built: the epoch budget too
+            object.__setattr__(self, "max_epochs", _max_epochs(self))
 
     @property
     def is_uri(self) -> bool:
@@ -98,10 +100,8 @@ class SweepSettings:
 
     @property
     def epoch_budget(self) -> int:
-        """`max_epochs` as `prepare` fills it in (the schedulers and trials need it set)."""
-        if self.max_epochs is None:
-            raise RuntimeError("max_epochs is not set yet: pass the settings through prepare()")
-        return self.max_epochs
+        """`max_epochs`, which `__post_init__` fills in where it was None."""
+        return int(self.max_epochs or 0)
 
     @property
     def reports_per_epoch(self) -> int:
@@ -362,10 +362,9 @@ def _quiet_restored(tuner: tune.Tuner, settings: SweepSettings, verbose: bool) -
 
 
 def prepare(settings: SweepSettings, *, resume: bool = False) -> SweepSettings:
-    """Check flags and the resume request; fill in the epoch budget. Needs no Ray, no data,
-    so a sweep that cannot run is refused before either is started or loaded."""
+    """Check the settings and the resume request. Needs no Ray, no data, so a sweep that
+    cannot run is refused before either is started or loaded."""
     validate(settings)
-    settings = dataclasses.replace(settings, max_epochs=_max_epochs(settings))
     _check_resume(settings, resume)
     return settings
 
