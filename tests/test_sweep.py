@@ -119,6 +119,18 @@ def test_optuna_asha_sweep_writes_a_ranked_leaderboard(tmp_path, data_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
+def wait_for_ray_state(sweep: Path, deadline: float) -> None:
+    """Until Ray's experiment state (saved every second here) records as finished every trial
+    our status file does: a stop then loses none of them."""
+    status = sweep / C.STATUS_FILE
+    finished = {t for t, s in json.loads(status.read_text()).items() if s == C.Status.TERMINATED}
+    while not finished <= {t for t, s in internals.recorded_statuses(sweep).items()
+                           if s == C.Status.TERMINATED}:
+        if time.monotonic() > deadline:
+            pytest.fail(f"Ray's experiment state never recorded {sorted(finished)}")
+        time.sleep(0.2)
+
+
 def test_resume_after_a_stop_finishes_every_trial_once(tmp_path, data_dir, stop):
     args = ["--task", "mnist", "--space", "study-axes", "--search", "random", "--scheduler", "fifo",
             "--num-samples", "4", "--max-epochs", "2", "--max-params", "20000",
@@ -140,14 +152,7 @@ def test_resume_after_a_stop_finishes_every_trial_once(tmp_path, data_dir, stop)
             time.sleep(0.5)
         else:
             pytest.fail("no trial finished within 300 s")
-        finished = {t for t, s in json.loads(status.read_text()).items()
-                    if s == C.Status.TERMINATED}
-        # Ray saves its experiment state every second here: wait until it records them too.
-        while not finished <= {t for t, s in internals.recorded_statuses(sweep).items()
-                               if s == C.Status.TERMINATED}:
-            if time.monotonic() > deadline:
-                pytest.fail(f"Ray's experiment state never recorded {sorted(finished)}")
-            time.sleep(0.2)
+        wait_for_ray_state(sweep, deadline)
         os.killpg(proc.pid, stop)  # Ctrl-C reaches the whole foreground group, as here
         proc.wait(timeout=120)
     finally:
