@@ -22,6 +22,7 @@ import pytest
 
 from results.leaderboard import LEADERBOARD_COLUMNS, succeeded
 from search import internals
+from search.searchers import SEARCHERS
 from spaces import constants as C
 
 REPO = Path(__file__).resolve().parent.parent
@@ -104,6 +105,7 @@ def test_optuna_asha_sweep_writes_a_ranked_leaderboard(tmp_path, data_dir):
     # The console: one line per ended trial, numbered against the fixed total, progress lines,
     # a few lines of ours before and after; no Ray tables, worker output or TensorFlow lines.
     out = proc.stdout.splitlines()
+    assert f"searcher tpe: {SEARCHERS['tpe'].why}" in out  # which searcher runs, and why
     trials = [line for line in out if line.startswith("[")]
     assert [line[:line.index("]") + 1] for line in trials] == [f"[{n}/5]" for n in range(1, 6)]
     assert all(" trial " in line and (" val_mse " in line or "ERROR" in line)
@@ -117,8 +119,6 @@ def test_optuna_asha_sweep_writes_a_ranked_leaderboard(tmp_path, data_dir):
         assert noise not in proc.stdout + proc.stderr, noise
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
 def wait_for_ray_state(sweep: Path, deadline: float) -> None:
     """Until Ray's experiment state (saved every second here) records as finished every trial
     our status file does: a stop then loses none of them."""
@@ -131,6 +131,8 @@ def wait_for_ray_state(sweep: Path, deadline: float) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
 def test_resume_after_a_stop_finishes_every_trial_once(tmp_path, data_dir, stop):
     args = ["--task", "mnist", "--space", "study-axes", "--search", "random", "--scheduler", "fifo",
             "--num-samples", "4", "--max-epochs", "2", "--max-params", "20000",
