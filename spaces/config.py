@@ -172,20 +172,22 @@ class ModelConfig:
         if self.family == "conv":
             self._validate_conv()
         else:
-            if not self.dense_widths:
-                raise _bad("a dense model needs at least one layer (dense_widths)")
-            if self.filters:
-                raise _bad(f"a dense model has no filters, got {shown(self.filters)}")
-            if self.pool:
-                raise _bad("a dense model has no pooling")
-            if self.skip:
-                raise _bad("skip connections are for conv models; a dense model needs "
-                           "skip=False")
+            self._validate_dense()
         hidden = self.depth if self.family == "conv" else self.depth - 1
         for name, count in (("batchnorm", self.batchnorm), ("dropout", self.dropout)):
             if not 0 <= count <= hidden:
                 raise _bad(f"{name} layers ({count}) must be between 0 and {hidden} for this "
                            f"model")
+
+    def _validate_dense(self) -> None:
+        if not self.dense_widths:
+            raise _bad("a dense model needs at least one layer (dense_widths)")
+        if self.filters:
+            raise _bad(f"a dense model has no filters, got {shown(self.filters)}")
+        if self.pool:
+            raise _bad("a dense model has no pooling")
+        if self.skip:
+            raise _bad("skip connections are for conv models; a dense model needs skip=False")
 
     def _validate_conv(self) -> None:
         if not self.filters:
