@@ -21,6 +21,7 @@ from search.data import TaskData
 from search.precision import resolve
 from search.settings import TrialSettings
 from search.trial import Trial, configure_backend
+from search.worker import fresh_session
 from spaces import constants as C
 from spaces.config import ModelConfig
 from spaces.guard import ResourceLimitError, check
@@ -109,12 +110,12 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
     per worker and each trial starts from a cleared Keras session.
     """
     started_at, began = time.time(), time.perf_counter()
-    import keras  # TensorFlow's import: paid by a worker's first trial only (reuse_actors)
+    import keras  # noqa: F401 - TensorFlow's import: paid by a worker's first trial only
 
     imported = time.perf_counter()
     resources = tune.get_context().get_trial_resources().required_resources
     configure_backend(resources.get("CPU"), resources.get("GPU"))
-    keras.backend.clear_session()
+    fresh_session()  # what earlier trials in this worker left, dropped: a flat setup cost
     model = model_config(config, settings)
     node = ray.get_runtime_context().get_node_id()
     try:
