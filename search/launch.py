@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search import cluster
+from search import cluster, splits
 from search.data import DataOptions, load_task
 from search.lock import NameLock
 from search.options import InputError, Options
@@ -160,6 +160,8 @@ def run_prepared(options: Options, settings: SweepSettings,
     verbose = options.verbose
     with NameLock(settings.experiment_dir, settings.name):
         data = load_task(settings.task, settings.data)
+        if not settings.is_uri:  # a bucket's sweep records its split in sweep.json's data only
+            splits.record(settings.experiment_dir, data.splits, resume=options.resume)
         settings = with_data(settings, data)
         owned = not ray.is_initialized()
         address = cluster.connect(options.address, verbose=verbose) if owned else "joined"

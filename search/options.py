@@ -214,9 +214,15 @@ class Options:
     noise: float = option(0.5, "mnist-denoise noise factor", "data", task="mnist-denoise",
                           task_why="the noise added to the inputs", low=0, low_open=True,
                           high=MAX_NOISE)
-    val_fraction: float = option(0.2, "text: held-out pages", "data", task="text",
-                                 task_why="the share of pages held out", low=0, low_open=True,
-                                 high=1, high_open=True)
+    val_fraction: float = option(0.2, "the validation split the search selects on, carved "
+                                 "(seeded) from the training images (MNIST) or the labelled "
+                                 "pages (text, stratified by page height)", "data", low=0,
+                                 low_open=True, high=1, high_open=True)
+    test_fraction: float = option(0.2, "text: labelled pages held out as the test split, "
+                                  "which only the finalists stage (aesearch refit) reads; "
+                                  "MNIST's test split is the official one", "data",
+                                  task="text", task_why="the share of pages held out for "
+                                  "the final test", low=0, high=1, high_open=True)
     patch_size: int | None = option(None, "text: train on random square patches", "data",
                                     task="text", task_why="training on patches of the pages",
                                     low=1, high=MAX_IMAGE_SIDE, integer=True)
@@ -276,6 +282,10 @@ class Options:
         if gpus is not None and gpus > 1 and gpus != int(gpus):
             raise InputError(f"--gpus-per-trial above 1 must be a whole number of GPUs, got "
                              f"{gpus:g}")
+        if self.task == "text" and self.val_fraction + self.test_fraction >= 1:
+            raise InputError(f"--val-fraction {self.val_fraction:g} and --test-fraction "
+                             f"{self.test_fraction:g} leave no pages to train on: their sum "
+                             f"must be below 1")
         if self.resize is not None:
             height, width = self.resize
             if not (1 <= height <= MAX_IMAGE_SIDE and 1 <= width <= MAX_IMAGE_SIDE):

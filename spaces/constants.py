@@ -37,6 +37,9 @@ PRECISION = "precision"  # the Keras dtype policy the trial trained in (float32,
 # checkpoint write, and, once per trial, importing Keras (only a worker's first trial pays it),
 # the rest of its setup (session, guard, model build or resume), and when it began (unix time).
 VAL_SECONDS = "val_seconds"
+# The finalists stage's figures on the untouched test split (whole images, as val_*).
+TEST_MSE = "test_mse"
+TEST_RMSE = "test_rmse"
 CHECKPOINT_SECONDS = "checkpoint_seconds"
 IMPORT_SECONDS = "import_seconds"
 SETUP_SECONDS = "setup_seconds"
@@ -57,6 +60,10 @@ LEADERBOARD_FILE = "leaderboard.csv"
 SWEEP_FILE = "sweep.json"  # how the sweep was started: task, space, search, flags
 STATUS_FILE = "trial_status.json"  # {trial_id: status}, rewritten as trials change state
 BEST_DIR = "best"
+SPLITS_FILE = "splits.json"  # the three-way split the sweep selected on: sizes, fingerprint
+FINALISTS_DIR = "finalists"  # the finalists stage (aesearch refit): its Ray experiment
+FINALISTS_FILE = "finalists.json"  # in FINALISTS_DIR: what was asked (epochs, repeats, runs)
+RUNS_FILE = "runs.csv"  # in FINALISTS_DIR: one row per finished (candidate, seed) run
 TABLES_DIR = "tables"
 PLOTS_DIR = "plots"
 # In each Ray trial directory.

@@ -26,6 +26,7 @@ from search.data import (
     resolve_data_dir,
 )
 from search.data.documents import split_pages
+from search.data.mnist import split_indices
 from spaces.errors import UserError
 from spaces.tasks import REGISTRY
 
@@ -83,15 +84,20 @@ def test_mnist_shapes_range_and_subsets(data_dir: Path) -> None:
     np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(vx, vy)
     with np.load(data_dir / "mnist.npz") as raw:
-        np.testing.assert_allclose(x[..., 0], raw["x_train"][:200] / 255, rtol=1e-6)
-        np.testing.assert_allclose(vx[..., 0], raw["x_test"][:50] / 255, rtol=1e-6)
+        train_idx, val_idx = split_indices(len(raw["x_train"]), 0.2, seed=0)
+        np.testing.assert_allclose(x[..., 0], raw["x_train"][train_idx[:200]] / 255, rtol=1e-6)
+        np.testing.assert_allclose(vx[..., 0], raw["x_train"][val_idx[:50]] / 255, rtol=1e-6)
     assert (data.n_train, data.input_shape, data.val_names) == (200, (28, 28), ())
     assert data.training_groups(3)[0][0] is x
 
 
-def test_mnist_whole_test_split_validates_by_default(data_dir: Path) -> None:
+def test_mnist_validates_on_a_fifth_of_the_training_images_and_tests_on_the_official_split(
+        data_dir: Path) -> None:
     data = load_task("mnist", DataOptions(data_dir=data_dir, subset=10))
-    assert data.val[0][0].shape == (10_000, 28, 28, 1)
+    assert data.val[0][0].shape == (4_000, 28, 28, 1) and data.test == ()  # 0.2 of 20,000
+    final = load_task("mnist", DataOptions(data_dir=data_dir, subset=10), test=True)
+    with np.load(data_dir / "mnist.npz") as raw:
+        np.testing.assert_array_equal(final.test[0][0][..., 0], raw["x_test"] / np.float32(255))
 
 
 def test_mnist_denoise_noise_is_fixed_per_image(data_dir: Path) -> None:
@@ -124,7 +130,8 @@ def test_mnist_explicit_data_dir_needs_npz(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"subset": 20_001}, "subset 20001 exceeds"),
+        ({"subset": 16_001}, "subset 16001 exceeds the 16000 MNIST training images"),
+        ({"val_subset": 4_001}, "subset 4001 exceeds the 4000 MNIST validation images"),
         ({"subset": 0}, "--subset must be at least 1, got 0"),
         ({"seed": -1}, "--seed must be"),
         ({"resize": (32, 32)}, "resize applies to the text task only"),
@@ -148,7 +155,8 @@ def test_data_options_come_from_the_data_flags() -> None:
     assert options == DataOptions(data_dir="d", subset=3, resize=(420, 540), seed=2)
     recorded = json.loads(json.dumps(dataclasses.asdict(options)))
     assert recorded == {"data_dir": "d", "subset": 3, "val_subset": None, "noise": 0.5,
-                        "val_fraction": 0.2, "patch_size": None, "patches_per_page": 8,
+                        "val_fraction": 0.2, "test_fraction": 0.2, "patch_size": None,
+                        "patches_per_page": 8,
                         "resize": [420, 540], "seed": 2}
     assert DataOptions(data_dir=Path("d")).data_dir == "d"  # a path records as its text
 
@@ -169,7 +177,7 @@ def test_resolve_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 
 def test_text_pairs_pages_by_name(text: TaskData, docs: Path) -> None:
-    assert text.n_train + text.n_val == 120 and text.n_val == 24
+    assert text.n_train + text.n_val + text.splits["test"] == 120 and text.n_val == 24
     pages = [(x[i, ..., 0], y[i, ..., 0]) for x, y in text.val for i in range(len(x))]
     assert len(pages) == len(text.val_names)
     for name, (x, y) in list(zip(text.val_names, pages, strict=True))[::6]:
@@ -179,7 +187,7 @@ def test_text_pairs_pages_by_name(text: TaskData, docs: Path) -> None:
 
 def test_text_both_heights_in_train_and_val(text: TaskData) -> None:
     assert _heights(text.train) == HEIGHTS and _heights(text.val) == HEIGHTS
-    assert [len(x) for x, _ in text.train] == [64, 32]  # 420 first, stratified 80/40 pages
+    assert [len(x) for x, _ in text.train] == [48, 24]  # 420 first, stratified 80/40 pages
     assert [len(x) for x, _ in text.val] == [16, 8]
     whole_pages = dataclasses.replace(text, patch_size=None)
     assert whole_pages.input_shape == (None, 540)  # heights vary, width does not
@@ -254,7 +262,7 @@ def test_text_from_zips(tmp_path: Path, docs: Path, few: list[str], text: TaskDa
             archive.writestr(f"{folder}/", "")
             for name in few:
                 archive.write(docs / folder / name, f"{folder}/{name}")
-    data = load_task("text", DataOptions(data_dir=tmp_path, val_fraction=0.34))
+    data = load_task("text", DataOptions(data_dir=tmp_path, val_fraction=0.34, test_fraction=0))
     assert data.n_train == 4 and _heights(data.train) == HEIGHTS
     assert set(data.val_names) <= set(few) and len(data.val_names) == 2
     val = [(x[i, ..., 0], y[i, ..., 0]) for x, y in data.val for i in range(len(x))]
@@ -267,7 +275,8 @@ def test_text_from_zips(tmp_path: Path, docs: Path, few: list[str], text: TaskDa
 
 def test_text_resize_reproduces_the_study(tmp_path: Path, docs: Path, few: list[str]) -> None:
     data_dir = _copy_pages(docs, tmp_path / "data", few)
-    data = load_task("text", DataOptions(data_dir=data_dir, resize=(420, 540), val_fraction=0.34))
+    data = load_task("text", DataOptions(data_dir=data_dir, resize=(420, 540), val_fraction=0.34,
+                                         test_fraction=0))
     assert data.input_shape == (420, 540) and len(data.train) == len(data.val) == 1
     assert data.n_train == 4 and data.val[0][0].shape == (2, 420, 540, 1)
     # One validation page is natively 258 high, stretched to 420 as the study's
@@ -285,7 +294,7 @@ def test_cache_hit_returns_equal_arrays_and_misses_on_change(
     data_dir = _copy_pages(docs, tmp_path / "data", few)
     before = sorted(p.relative_to(data_dir) for p in data_dir.rglob("*"))
     monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
-    first = load_task("text", DataOptions(data_dir=data_dir, val_fraction=0.34))
+    first = load_task("text", DataOptions(data_dir=data_dir, val_fraction=0.34, test_fraction=0))
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
     assert sorted(p.relative_to(data_dir) for p in data_dir.rglob("*")) == before
 
@@ -293,7 +302,7 @@ def test_cache_hit_returns_equal_arrays_and_misses_on_change(
         raise AssertionError("decoded a page despite a fresh cache")
 
     monkeypatch.setattr(documents, "_decode", no_decoding)
-    second = load_task("text", DataOptions(data_dir=data_dir, val_fraction=0.34))
+    second = load_task("text", DataOptions(data_dir=data_dir, val_fraction=0.34, test_fraction=0))
     assert second.val_names == first.val_names
     for (x1, y1), (x2, y2) in zip(first.train + first.val, second.train + second.val, strict=True):
         np.testing.assert_array_equal(x1, x2)
@@ -301,7 +310,7 @@ def test_cache_hit_returns_equal_arrays_and_misses_on_change(
     touched = data_dir / "train" / few[0]
     os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
     with pytest.raises(AssertionError, match="despite a fresh cache"):
-        load_task("text", DataOptions(data_dir=data_dir, val_fraction=0.34))
+        load_task("text", DataOptions(data_dir=data_dir, val_fraction=0.34, test_fraction=0))
 
 
 # --- text pages: bad inputs ----------------------------------------------------------------------

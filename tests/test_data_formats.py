@@ -183,7 +183,7 @@ def _values_by_name(
 def test_text_task_mixes_8_and_16_bit_pages_of_one_size(tmp_path: Path) -> None:
     """Pages of one size are stacked into one array: each keeps its own range."""
     _pages(tmp_path, MIXED)
-    data = load_task("text", DataOptions(data_dir=tmp_path, val_fraction=0.5))
+    data = load_task("text", DataOptions(data_dir=tmp_path, val_fraction=0.5, test_fraction=0))
     expected = {name: (x / (65535 if "16" in name else 255), y / (65535 if "16" in name else 255))
                 for name, (x, y) in MIXED.items()}
     val, train = _values_by_name(data)
@@ -196,7 +196,8 @@ def test_text_task_mixes_8_and_16_bit_pages_of_one_size(tmp_path: Path) -> None:
 
 def test_resize_keeps_16_bit_values(tmp_path: Path) -> None:
     _pages(tmp_path, MIXED)
-    data = load_task("text", DataOptions(data_dir=tmp_path, val_fraction=0.5, resize=(9, 5)))
+    data = load_task("text", DataOptions(data_dir=tmp_path, val_fraction=0.5, test_fraction=0,
+                                         resize=(9, 5)))
     assert data.input_shape == (9, 5)
     val, _ = _values_by_name(data)
     for name, (x, _) in val.items():
@@ -213,10 +214,10 @@ def test_page_cache_from_an_older_decoder_is_not_served(
         old.setattr(documents, "_CACHE_VERSION", 1)
         old.setattr(documents, "_pixels",
                     lambda image, label: np.asarray(image.convert("L"), dtype=np.uint8))
-        stale = load_task("text", DataOptions(data_dir=tmp_path, val_fraction=0.5))
+        stale = load_task("text", DataOptions(data_dir=tmp_path, val_fraction=0.5, test_fraction=0))
     assert max(x.max() for x, _ in stale.train + stale.val) == 1.0  # white, as version 1 saw it
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
-    fresh = load_task("text", DataOptions(data_dir=tmp_path, val_fraction=0.5))
+    fresh = load_task("text", DataOptions(data_dir=tmp_path, val_fraction=0.5, test_fraction=0))
     val, train = _values_by_name(fresh)
     assert max(x for x, _ in [*val.values(), *train]) == pytest.approx(32768 / 65535)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
@@ -226,7 +227,7 @@ def test_jpeg_pages_pair_by_name(tmp_path: Path) -> None:
     for folder, value in (("train", 60), ("train_cleaned", 250)):
         for name in ("1.jpg", "2.jpg"):
             _save(Image.new("L", (W, H), value), tmp_path / folder / name)
-    data = load_task("text", DataOptions(data_dir=tmp_path, val_fraction=0.5))
+    data = load_task("text", DataOptions(data_dir=tmp_path, val_fraction=0.5, test_fraction=0))
     assert sorted(data.val_names) in (["1.jpg"], ["2.jpg"])
     (x, y), = data.val
     np.testing.assert_allclose(x, 60 / 255, atol=2 / 255)
@@ -253,9 +254,10 @@ def _npz(path: Path, **changes: object) -> Path:
 
 def test_mnist_uint8_is_scaled_by_255(tmp_path: Path) -> None:
     images = np.arange(5 * 28 * 28).reshape(5, 28, 28).astype(np.uint8)
-    data = load_task("mnist", DataOptions(data_dir=_npz(tmp_path, x_train=images)))
-    np.testing.assert_allclose(data.train[0][0][..., 0], images / 255, rtol=1e-6)
-    assert data.val[0][0].shape == (3, 28, 28, 1)
+    npz = _npz(tmp_path, x_test=images, y_test=np.zeros(5, np.uint8))
+    data = load_task("mnist", DataOptions(data_dir=npz), test=True)
+    np.testing.assert_allclose(data.test[0][0][..., 0], images / 255, rtol=1e-6)
+    assert data.train[0][0].shape == (4, 28, 28, 1) and data.val[0][0].shape == (1, 28, 28, 1)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
@@ -265,12 +267,13 @@ def test_mnist_floats_in_unit_range_are_used_as_they_are(
 ) -> None:
     images: np.ndarray = np.linspace(0, 1, 5 * 28 * 28).reshape(5, 28, 28).astype(dtype)
     tests: np.ndarray = np.full((3, 28, 28), 0.5, dtype=dtype)
-    npz = _npz(tmp_path, x_train=images, x_test=tests)
-    data = load_task(task, DataOptions(data_dir=npz, noise=0.1))
-    (x, y), ((vx, vy),) = data.train[0], data.val
+    npz = _npz(tmp_path, x_train=tests, y_train=np.zeros(3, np.uint8), x_test=images,
+               y_test=np.zeros(5, np.uint8))
+    data = load_task(task, DataOptions(data_dir=npz, noise=0.1), test=True)
+    (x, y), ((vx, vy),) = data.test[0], data.val
     assert x.dtype == vx.dtype == np.float32
     np.testing.assert_array_equal(y[..., 0], images.astype(np.float32))  # not divided by 255
-    np.testing.assert_array_equal(vy[..., 0], tests.astype(np.float32))
+    np.testing.assert_array_equal(vy[..., 0], np.full((1, 28, 28), 0.5, np.float32))
     if task == "mnist-denoise":
         assert not np.array_equal(vx, vy) and vx.min() >= 0 and vx.max() <= 1
 

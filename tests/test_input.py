@@ -83,7 +83,9 @@ SINGLE = ["--task", "mnist", "--config", "2L,8F(3X3)"]
     (["--task", "mnist", "--noise", "0.3"], "--noise is for --task mnist-denoise only"),
     (["--task", "mnist-denoise", "--patch-size", "16"], "--patch-size is for --task text only"),
     (["--task", "mnist", "--resize", "28x28"], "--resize is for --task text only"),
-    (["--task", "mnist", "--val-fraction", "0.2"], "--val-fraction is for --task text only"),
+    (["--task", "mnist", "--test-fraction", "0.2"], "--test-fraction is for --task text only"),
+    (["--task", "text", "--val-fraction", "0.5", "--test-fraction", "0.5"],
+     "--val-fraction 0.5 and --test-fraction 0.5 leave no pages to train on"),
     (["--task", "mnist", "--refit"], "--refit is for --task text only"),
     # flags of the other mode
     (["--task", "mnist", "--lr", "0.01"], "--lr sets the one configuration of --config"),

@@ -23,8 +23,9 @@ LOADERS: dict[str, Callable[[DataOptions], Split]] = {
 }
 
 
-def load_task(task: str, options: DataOptions) -> TaskData:
-    """Load `task`'s training and validation data as `options` ask (see `DataOptions`)."""
+def load_task(task: str, options: DataOptions, *, test: bool = False) -> TaskData:
+    """Load `task`'s training and validation data as `options` ask (see `DataOptions`), and
+    with `test` the untouched test split too (the finalists stage's; trials never get it)."""
     loader = LOADERS.get(task)
     if loader is None:
         raise DataError(f"unknown task {task!r}: expected one of {', '.join(LOADERS)}")
@@ -43,4 +44,7 @@ def load_task(task: str, options: DataOptions) -> TaskData:
         patch_size=patch_size,
         patches_per_page=options.patches_per_page,
         seed=options.seed,
+        test=split.test if test else (),
+        test_names=split.test_names if test else (),
+        splits=split.record,
     )

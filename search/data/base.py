@@ -8,6 +8,7 @@ numpy arrays, tuples and ints.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,9 @@ class DataOptions:
 
     `subset`/`val_subset` keep the first N training/validation images (or pages); `seed` fixes
     everything random about the data (denoising noise, the text split, patches), so trials that
-    share it see the same data. `noise` is mnist-denoise's Gaussian sigma; `val_fraction`,
+    share it see the same data. `noise` is mnist-denoise's Gaussian sigma; `val_fraction` is
+    the validation split carved from the training data (every task), `test_fraction` the text
+    task's test pages (MNIST's test split is the official one); `val_fraction`,
     `patch_size`, `patches_per_page` and `resize=(H, W)` are for the text task's pages.
     """
 
@@ -55,6 +58,7 @@ class DataOptions:
     val_subset: int | None = None
     noise: float = default_of("noise")
     val_fraction: float = default_of("val_fraction")
+    test_fraction: float = default_of("test_fraction")
     patch_size: int | None = None
     patches_per_page: int = default_of("patches_per_page")
     resize: tuple[int, int] | None = None
@@ -69,6 +73,7 @@ class DataOptions:
             "data_dir": None if self.data_dir is None else str(self.data_dir),
             "noise": float(self.noise),
             "val_fraction": float(self.val_fraction),
+            "test_fraction": float(self.test_fraction),
             "resize": None if self.resize is None else (int(self.resize[0]),
                                                         int(self.resize[1])),
         }
@@ -83,11 +88,29 @@ class DataOptions:
 
 @dataclass(frozen=True)
 class Split:
-    """A loader's answer: training groups, validation groups and the validation page names."""
+    """A loader's answer: training, validation and test groups, the validation and test page
+    names, and `record`: what the three-way split is (see `split_record`)."""
 
     train: tuple[Group, ...]
     val: tuple[Group, ...]
     val_names: tuple[str, ...] = ()
+    test: tuple[Group, ...] = ()
+    test_names: tuple[str, ...] = ()
+    record: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+SPLIT_SCHEME = "train/val/test-v1"  # sweeps before it validated MNIST on the official test split
+
+
+def split_record(train: Any, val: Any, test: Any, **recipe: Any) -> dict[str, Any]:
+    """What sweep.json records of a three-way split: its sizes before any subset, the recipe
+    (seed, fractions) and a fingerprint of its members (image indices or page names), so that
+    a resume or a finalists run on another split is refused rather than mixed."""
+    digest = hashlib.sha256(SPLIT_SCHEME.encode())
+    for part in (train, val, test):
+        digest.update(b"\0" + "\n".join(str(m) for m in part).encode())
+    return {"scheme": SPLIT_SCHEME, "train": len(train), "val": len(val), "test": len(test),
+            **recipe, "fingerprint": digest.hexdigest()[:16]}
 
 
 def _common(sizes: list[int]) -> int | None:
@@ -109,6 +132,10 @@ class TaskData:
     patch_size: int | None = None
     patches_per_page: int = 8
     seed: int = 0
+    # The untouched test split: loaded only for the finalists stage (`load_task(test=True)`).
+    test: tuple[Group, ...] = ()
+    test_names: tuple[str, ...] = ()
+    splits: dict[str, Any] = dataclasses.field(default_factory=dict)  # `split_record`
 
     @property
     def n_train(self) -> int:

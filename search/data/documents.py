@@ -23,7 +23,14 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from search.data.base import DataError, DataOptions, Group, Split, resolve_data_dir
+from search.data.base import (
+    DataError,
+    DataOptions,
+    Group,
+    Split,
+    resolve_data_dir,
+    split_record,
+)
 
 INPUTS, TARGETS = "train", "train_cleaned"
 SUBFOLDER = "dirty-documents"
@@ -300,20 +307,35 @@ def _interleave(strata: list[list[str]]) -> list[str]:
 
 def split_pages(heights: dict[str, int], val_fraction: float, seed: int
                 ) -> tuple[list[str], list[str]]:
-    """(train, val) page names: `val_fraction` of each native height held out, seeded.
+    """(train, val) page names: `val_fraction` of each native height held out, seeded (the
+    two-way split of sweeps before the test split; `split_pages3` with no test pages)."""
+    train, val, _ = split_pages3(heights, val_fraction, 0.0, seed)
+    return train, val
 
-    Stratified by height so both page sizes are validated, and both lists interleave the heights
-    so that any prefix (a `subset`) keeps both sizes. Depends only on the pages and the seed.
+
+def split_pages3(heights: dict[str, int], val_fraction: float, test_fraction: float,
+                 seed: int) -> tuple[list[str], list[str], list[str]]:
+    """(train, val, test) page names: of each native height, `test_fraction` held out for the
+    test split and `val_fraction` for validation, seeded.
+
+    Stratified by height so that every split holds both page sizes, and each list interleaves
+    the heights so that any prefix (a `subset`) keeps both sizes. A height keeps at least one
+    training and one validation page: with too few pages it gives none to the test split.
+    Depends only on the pages, the fractions and the seed.
     """
     rng = np.random.default_rng((seed, _SPLIT_STREAM))
-    train, val = [], []
+    train, val, test = [], [], []
     for height in sorted(set(heights.values()), reverse=True):
         names = sorted((n for n, h in heights.items() if h == height), key=page_sort_key)
         names = [names[i] for i in rng.permutation(len(names))]
-        held = min(len(names) - 1, max(1, round(val_fraction * len(names))))
-        val.append(names[:held])
-        train.append(names[held:])
-    return _interleave(train), _interleave(val)
+        tested = min(max(len(names) - 2, 0),
+                     max(1, round(test_fraction * len(names))) if test_fraction > 0 else 0)
+        rest = names[tested:]
+        held = min(len(rest) - 1, max(1, round(val_fraction * len(names))))
+        test.append(names[:tested])
+        val.append(rest[:held])
+        train.append(rest[held:])
+    return _interleave(train), _interleave(val), _interleave(test)
 
 
 def _groups(names: list[str], pages: dict[str, tuple[np.ndarray, np.ndarray]]
@@ -347,13 +369,24 @@ def load_text(options: DataOptions) -> Split:
         raise DataError(f"val_fraction must be in (0, 1), got {options.val_fraction}")
     if options.resize is not None and min(options.resize) < 1:
         raise DataError(f"resize must be (height, width) > 0, got {options.resize}")
+    if not 0 <= options.test_fraction < 1 - options.val_fraction:
+        raise DataError(f"test_fraction {options.test_fraction:g} and val_fraction "
+                        f"{options.val_fraction:g} leave no pages to train on")
     pairs = load_pairs(_root(data_dir), options.resize)
     heights = {name: size[0] for name, (_, size), _ in pairs}
-    train, val = split_pages(heights, options.val_fraction, options.seed)
+    train, val, test = split_pages3(heights, options.val_fraction, options.test_fraction,
+                                    options.seed)
     if not val:
         raise DataError(f"no page size has 2 pages or more, so none can be held out for "
                         f"validation ({len(pairs)} pages under {data_dir})")
+    record = split_record(sorted(train, key=page_sort_key), sorted(val, key=page_sort_key),
+                          sorted(test, key=page_sort_key), seed=options.seed,
+                          val_fraction=options.val_fraction,
+                          test_fraction=options.test_fraction,
+                          test_source="labelled pages held out (Kaggle's test/ has no targets)")
     pages = {name: (x, y) for name, (x, _), (y, _) in pairs}
     train_groups, _ = _groups(_take(train, options.subset, "training"), pages)
     val_groups, val_names = _groups(_take(val, options.val_subset, "validation"), pages)
-    return Split(train=train_groups, val=val_groups, val_names=val_names)
+    test_groups, test_names = _groups(test, pages) if test else ((), ())
+    return Split(train=train_groups, val=val_groups, val_names=val_names, test=test_groups,
+                 test_names=test_names, record=record)

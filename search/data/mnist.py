@@ -1,6 +1,8 @@
 """MNIST loaders: reconstruction (`mnist`) and Gaussian-noise denoising (`mnist-denoise`).
 
-As in the study, models train on the training split and validate on the official test split.
+Validation is a seeded share (`val_fraction`) of the training images; the official test split
+is the test split, which only the finalists stage reads (the study validated on it, so that
+its published figure sits on the same images as our final one).
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from search.data.base import DataError, DataOptions, Split, resolve_data_dir
+from search.data.base import DataError, DataOptions, Split, resolve_data_dir, split_record
 
 MNIST_FILE = "mnist.npz"
 # Mixed into the seed so the noise stream is unrelated to other seeded draws (splits, patches).
 _NOISE_STREAM = 0x4E015E
+_SPLIT_STREAM = 0x5917  # the validation carve-out's draws (as the text task's split)
 
 
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -114,14 +117,6 @@ def _raw(options: DataOptions) -> tuple[np.ndarray, np.ndarray]:
     return _from_keras()
 
 
-def _take(images: np.ndarray, count: int | None, what: str) -> np.ndarray:
-    if images.ndim != 3:
-        raise DataError(f"MNIST {what} images have shape {images.shape}, expected (N, H, W)")
-    if count is not None and count > len(images):
-        raise DataError(f"{what} subset {count} exceeds the {len(images)} MNIST {what} images")
-    return images[:count]
-
-
 def _normalize(images: np.ndarray) -> np.ndarray:
     """float32 NHWC in [0, 1]: uint8 scaled by 255, float images (checked in [0, 1]) as they are."""
     if images.dtype == np.uint8:
@@ -134,13 +129,44 @@ def _check(options: DataOptions) -> None:
         raise DataError("resize applies to the text task only; MNIST images stay 28x28")
 
 
+def split_indices(count: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices into the training images: `val_fraction` of them held out for
+    validation, seeded, each in file order (so a `subset` keeps the file's first images)."""
+    if not 0 < val_fraction < 1:
+        raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    held = min(count - 1, max(1, round(val_fraction * count)))
+    if held < 1:
+        raise DataError(f"{count} MNIST training image(s): too few to hold out validation")
+    order = np.random.default_rng((seed, _SPLIT_STREAM)).permutation(count)
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
+def _parts(options: DataOptions, train: np.ndarray, test: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """The (train, val) indices, after the subsets, and the split's record."""
+    train_idx, val_idx = split_indices(len(train), options.val_fraction, options.seed)
+    record = split_record(train_idx.tolist(), val_idx.tolist(), range(len(test)),
+                          seed=options.seed, val_fraction=options.val_fraction,
+                          test_source="the official MNIST test split")
+    for what, index, count in (("training", train_idx, options.subset),
+                               ("validation", val_idx, options.val_subset)):
+        if count is not None and count > len(index):
+            raise DataError(f"{what} subset {count} exceeds the {len(index)} MNIST {what} "
+                            f"images (validation is {options.val_fraction:g} of the "
+                            f"{len(train)} training images)")
+    return train_idx[:options.subset], val_idx[:options.val_subset], record
+
+
 def load_mnist(options: DataOptions) -> Split:
-    """Reconstruction: targets are the inputs."""
+    """Reconstruction: targets are the inputs. Validation is carved from the training images;
+    the official test split is the test split (the finalists stage's, never a trial's)."""
     _check(options)
     train, test = _raw(options)
-    x = _normalize(_take(train, options.subset, "training"))
-    v = _normalize(_take(test, options.val_subset, "validation"))
-    return Split(train=((x, x),), val=((v, v),))
+    train_idx, val_idx, record = _parts(options, train, test)
+    x = _normalize(train[train_idx])
+    v = _normalize(train[val_idx])
+    t = _normalize(test)
+    return Split(train=((x, x),), val=((v, v),), test=((t, t),), record=record)
 
 
 def _noise(shape: tuple[int, ...], seed: int, stream: int) -> np.ndarray:
@@ -151,18 +177,19 @@ def _noise(shape: tuple[int, ...], seed: int, stream: int) -> np.ndarray:
 
 
 def load_mnist_denoise(options: DataOptions) -> Split:
-    """Denoising: inputs are clip(clean + noise * N(0, 1), 0, 1), targets the clean images."""
+    """Denoising: inputs are clip(clean + noise * N(0, 1), 0, 1), targets the clean images.
+
+    Image i of the training file has the same noise whichever split it falls in."""
     _check(options)
     if not (options.noise >= 0 and np.isfinite(options.noise)):
         raise DataError(f"noise must be a finite number >= 0, got {options.noise}")
     train, test = _raw(options)
-    # Validate the subsets before drawing noise for whole splits.
-    n_train = len(_take(train, options.subset, "training"))
-    n_val = len(_take(test, options.val_subset, "validation"))
+    train_idx, val_idx, record = _parts(options, train, test)  # checked before drawing noise
     groups = []
-    for stream, (images, count) in enumerate(((train, n_train), (test, n_val))):
-        clean = _normalize(images[:count])
-        gauss = _noise(images.shape, options.seed, stream)[:count]
+    for stream, images, index in ((0, train, train_idx), (0, train, val_idx),
+                                  (1, test, np.arange(len(test)))):
+        clean = _normalize(images[index])
+        gauss = _noise(images.shape, options.seed, stream)[index]
         noisy = np.clip(clean + np.float32(options.noise) * gauss, 0.0, 1.0)
         groups.append((noisy, clean))
-    return Split(train=(groups[0],), val=(groups[1],))
+    return Split(train=(groups[0],), val=(groups[1],), test=(groups[2],), record=record)
