@@ -39,7 +39,7 @@ from spaces.axes import SCHEDULES, Limits
 from spaces.config import ModelConfig
 from spaces.constants import MODEL_KEY
 from spaces.full import SuggestTrial
-from spaces.guard import check, fits
+from spaces.guard import fits
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,17 @@ class DefaultBounds:
 
 
 def _narrowed(config: ModelConfig, bounds: DefaultBounds) -> ModelConfig:
-    """`config`, its filters halved (never below the smallest base) until it fits the caps."""
+    """`config` made to fit the caps: filters halved (never below the smallest base), then
+    the smallest kernel. A draw still over a cap (a tight --max-params) is returned as it is:
+    the trial's guard refuses it with a message naming the limit. Raising here would raise in
+    Ray's driver, where the searcher runs, and end the whole sweep."""
     floor = min(bounds.filters)
     while not fits(config, bounds.input_shape, **bounds.limits):
         narrower = config.replace(filters=tuple(max(f // 2, floor) for f in config.filters))
         if narrower == config:
-            check(config, bounds.input_shape, **bounds.limits)  # raises, naming the limit
+            narrower = config.replace(kernel=min(bounds.kernels))
+        if narrower == config:
+            return config
         config = narrower
     return config
 

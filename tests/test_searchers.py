@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import math
 import pickle
 from typing import Any
@@ -185,3 +186,53 @@ def test_a_restored_searcher_continues_where_it_stopped(search, tmp_path):
     states = [t.state for t in restored._ot_study.trials]
     assert states.count(TrialState.PRUNED) == 4 and states.count(TrialState.COMPLETE) == 3
     assert restored.suggest("next") == original.suggest("next")
+
+
+@pytest.mark.slow
+def test_each_searcher_runs_a_sweep_and_hears_asha_stops_as_pruned(tmp_path, data_dir):
+    """End to end on tiny real data, one Ray for all: every sampled searcher runs its sweep
+    with ASHA; its saved state (what --resume restores) holds every trial, the ones ASHA
+    stopped before their last report as PRUNED, the others COMPLETE."""
+    import glob
+
+    import ray
+
+    from search import Sweep, internals
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        for search in SAMPLED:
+            result = Sweep(task="mnist", search=search, num_samples=6, max_epochs=2,
+                           subset=128, val_subset=64, report_images=64, max_params=20_000,
+                           storage=str(tmp_path), name=search, data_dir=str(data_dir)).run()
+            board = result.leaderboard
+            assert result.finished and len(board) == 6
+            meta = json.loads((result.experiment_dir / C.SWEEP_FILE).read_text())
+            assert meta["search"] == search
+            restored, _ = searchers.make(_settings(search, max_params=20_000))
+            assert restored is not None
+            state = sorted(glob.glob(str(result.experiment_dir / "searcher-state-*.pkl")))[-1]
+            restored.restore(state)
+            study = internals.optuna_study(restored)
+            states = [t.state for t in study.trials]
+            healthy = board[board["reason"].isna()]
+            stopped = int((healthy["epochs"] < 2).sum())
+            assert states.count(TrialState.PRUNED) >= stopped
+            assert states.count(TrialState.COMPLETE) == int((healthy["epochs"] == 2).sum())
+            assert len(states) == 6
+    finally:
+        ray.shutdown()
+
+
+def test_a_draw_over_a_tight_limit_is_narrowed_or_left_for_the_guard_never_raised():
+    """Under --max-params 20,000 a 6-layer 5x5 batchnorm draw cannot fit even at 16 filters:
+    the space first tries the 3x3 kernel, and returns what is left for the trial's guard to
+    refuse, since an exception in the define-by-run function would end the sweep."""
+    space = spaces.sampled_space("default", "mnist", max_params=20_000, ordered=True)
+    draw = {"depth": 6, "filters_log2": 6, "schedule": "constant", "kernel": 5,
+            "batchnorm": True, "lr": 1e-3, "batch_size_log2": 7}
+    config = ModelConfig.from_dict(space(FixedTrial(draw))[C.MODEL_KEY])
+    assert (config.filters, config.kernel) == ((16,) * 6, 3)  # narrowed: 12,289 parameters
+    tight = spaces.sampled_space("default", "mnist", max_params=1_000, ordered=True)
+    left = ModelConfig.from_dict(tight(FixedTrial(draw))[C.MODEL_KEY])  # over even narrowed
+    assert (left.filters, left.kernel) == ((16,) * 6, 3)
