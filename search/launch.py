@@ -59,6 +59,7 @@ def settings_from(options: Options) -> SweepSettings:
         max_epochs=options.max_epochs,
         grace_period=options.grace_period,
         checkpoint_every=options.checkpoint_every,
+        keep_checkpoints=options.keep_checkpoints,
         cpus_per_trial=(SWEEP_CPUS_PER_TRIAL if options.cpus_per_trial is None
                         else options.cpus_per_trial),
         gpus_per_trial=options.gpus_per_trial or 0.0,

@@ -163,6 +163,11 @@ class Options:
                                        low=0, low_open=True, parse=duration, metavar="DURATION")
     checkpoint_every: int = option(1, "checkpoint every k epochs", "sweep", modes=ONLY_SWEEP,
                                    low=1, integer=True)
+    keep_checkpoints: int = option(5, "keep the checkpoints of the K best trials (and of failed "
+                                   "ones, which a resume retries); the others' are removed as "
+                                   "they end, their results kept. 0 keeps every trial's; a "
+                                   "resumed sweep keeps the K it started with", "sweep",
+                                   modes=ONLY_SWEEP, low=0, integer=True, metavar="K")
     rows: tuple[str, ...] | None = option(None, "--space report: replay only these study rows, "
                                           "e.g. text/3.3/4,text/3.3/5", "sweep",
                                           modes=ONLY_SWEEP, parse=row_ids, metavar="ID,ID",

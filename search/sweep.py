@@ -25,6 +25,7 @@ import spaces
 from results.render import atomic_write_text
 from results.sweepdir import read_status
 from search import internals, options, searchers
+from search.checkpoints import CheckpointPruner
 from search.console import Budget
 from search.data import DataOptions, TaskData
 from search.fidelity import BudgetStopper, WarmStartASHA
@@ -54,6 +55,7 @@ class SweepSettings:
     max_epochs: int | None = None
     grace_period: int = options.default_of("grace_period")
     checkpoint_every: int = options.default_of("checkpoint_every")
+    keep_checkpoints: int = options.default_of("keep_checkpoints")  # 0: every trial's
     cpus_per_trial: float = options.SWEEP_CPUS_PER_TRIAL
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
@@ -448,7 +450,8 @@ def _new_tuner(settings: SweepSettings, trainable: Any, meta: dict[str, Any],
         run_config=tune.RunConfig(
             name=settings.name,
             storage_path=settings.storage_path,
-            callbacks=[SweepCallback(settings.experiment_dir, meta, console_budget(settings))],
+            callbacks=[SweepCallback(settings.experiment_dir, meta, console_budget(settings)),
+                       CheckpointPruner(settings.keep_checkpoints)],
             stop=_budget_stopper(settings),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             checkpoint_config=tune.CheckpointConfig(

@@ -17,6 +17,7 @@ import ray
 from ray import tune
 
 from search import internals
+from search.checkpoints import pruned_result
 from search.data import TaskData
 from search.precision import resolve
 from search.settings import TrialSettings
@@ -86,6 +87,32 @@ def newest_checkpoints(given: Any) -> list[Any]:
     return ordered
 
 
+def _resumed(model: ModelConfig, data: TaskData,
+             report_images: int | None) -> tuple[Trial | None, dict[str, Any]]:
+    """The trial resumed from its newest readable checkpoint and that checkpoint's metrics,
+    else (None, {})."""
+    for checkpoint in newest_checkpoints(tune.get_checkpoint()):
+        try:
+            with checkpoint.as_directory() as directory:
+                trial = Trial.resume(directory, model, data, report_images=report_images)
+                return trial, json.loads((Path(directory) / C.METRICS_FILE).read_text())
+        except Exception as exc:  # noqa: BLE001 - a damaged checkpoint: try an older one
+            print(f"trial {tune.get_context().get_trial_id()}: cannot resume from "
+                  f"{checkpoint.path} ({type(exc).__name__}: {exc}); trying an older one")
+    return None, {}
+
+
+def _pruned_result() -> dict[str, Any] | None:
+    """This trial's last result if the sweep pruned its checkpoints (`search.checkpoints`)."""
+    try:
+        from ray.train._internal.session import get_session
+
+        session = get_session()
+        return pruned_result(session.storage) if session is not None else None
+    except Exception:  # noqa: BLE001 - no Ray Tune session, or Ray's internals moved
+        return None
+
+
 def model_config(config: dict[str, Any], settings: TrialSettings) -> ModelConfig:
     """The trial's ModelConfig, with the sweep's epoch budget."""
     return ModelConfig.from_dict(config[C.MODEL_KEY]).replace(epochs=int(settings.max_epochs))
@@ -128,17 +155,15 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
                            **{C.NODE: node, C.NOTATION: describe(model)}))
         return
 
+    pruned = _pruned_result()
+    if pruned is not None:
+        # Ended, and its checkpoints pruned (--keep-checkpoints), before Ray's experiment state
+        # recorded it: report its last result again, train nothing.
+        tune.report({**pruned, C.NODE: node})
+        return
+
     report_images = settings.report_images
-    trial = None
-    for checkpoint in newest_checkpoints(tune.get_checkpoint()):
-        try:
-            with checkpoint.as_directory() as directory:
-                trial = Trial.resume(directory, model, data, report_images=report_images)
-                last_metrics = json.loads((Path(directory) / C.METRICS_FILE).read_text())
-            break
-        except Exception as exc:  # noqa: BLE001 - a damaged checkpoint: try an older one
-            print(f"trial {tune.get_context().get_trial_id()}: cannot resume from "
-                  f"{checkpoint.path} ({type(exc).__name__}: {exc}); trying an older one")
+    trial, last_metrics = _resumed(model, data, report_images)
     if trial is None:
         trial = Trial(model, data, report_images=report_images,
                       precision=resolve(settings.precision, resources.get("GPU")),
