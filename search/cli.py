@@ -19,13 +19,14 @@ from spaces.errors import UserError
 EPILOG = """\
 commands (optional: without one, --config means train and its absence sweep):
   sweep     search a space on Ray          train     train one --config without Ray
-  results   tables and plots of sweeps     export    write a sweep's best/ again
-  denoise   clean document pages with a saved model
+  refit     a sweep's finalists stage      results   tables and plots of sweeps
+  export    write a sweep's best/ again    denoise   clean document pages with a model
 
 examples:
   python search/run.py --task mnist --config '6L,16F(3X3)' --epochs 1 --subset 2000
   aesearch sweep --task mnist-denoise --space report --max-epochs 5 --subset 5000
   aesearch sweep --task text --num-samples 40 --patch-size 96
+  aesearch refit runs/mnist-default --refit-epochs 50 --repeats 3
   ray submit clusters/aws-gpu.yaml search/run.py -- --task text --gpus-per-trial 0.5
 
 resume: rerun the same command with --resume (same --storage and --name). Finished trials are
@@ -33,7 +34,8 @@ kept, unfinished ones continue from their last checkpoint, errored ones are retr
 sweep cannot grow and a sweep's space, search and budget cannot change on resume: start a new
 --name for that.
 """
-GROUPS = {"run": None, "sweep": "sweep", "where": "where", "data": "data",
+GROUPS = {"run": None, "sweep": "sweep", "refit": "finalists stage (--refit; aesearch refit)",
+          "where": "where", "data": "data",
           "config": "single configuration (--config)"}
 
 
@@ -110,6 +112,37 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+REFIT_USAGE = """\
+The finalists stage of a finished sweep: retrain its --top-k best distinct configs and the
+study's best row(s) at --refit-epochs, --repeats seeds each, on Ray; measure each on the
+validation split and on the test split no trial saw. Rerun the same command to resume.
+"""
+
+
+def parse_refit(argv: Sequence[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """`aesearch refit SWEEP_DIR [flags]`: the sweep dir and the flags given (by option name).
+    Bad values exit 2, as every other command's."""
+    from search.options import REFIT_OPTIONS, check_refit
+
+    parser = _Parser(prog="aesearch refit", description=REFIT_USAGE,
+                     argument_default=argparse.SUPPRESS)
+    parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep's folder "
+                        "(<storage>/<name>)")
+    types = _types()
+    parser.add_argument("--task", choices=SPECS["task"].choice_list(),
+                        help="refuse the sweep unless it is of this task")
+    for name in REFIT_OPTIONS:
+        if name != "task":
+            _add(parser, name, SPECS[name], types[name])
+    values = vars(parser.parse_args(argv))
+    sweep_dir = values.pop("sweep_dir")
+    try:
+        check_refit(values)
+    except UserError as exc:
+        parser.error(str(exc))
+    return sweep_dir, values
+
+
 def parse(argv: Sequence[str] | None = None,
           command: str | None = None) -> tuple[Options, set[str]]:
     """The options a command line asks for, and the names of the flags it gave."""
@@ -143,12 +176,16 @@ def _other(command: str, argv: list[str]) -> int:
         from search.export import main as export_main
 
         return export_main(argv)
+    if command == "refit":
+        from search.refit import main as refit_main
+
+        return refit_main(argv)
     from search.denoise import main as denoise_main
 
     return denoise_main(argv)
 
 
-COMMANDS = (SWEEP, TRAIN, "results", "export", "denoise")
+COMMANDS = (SWEEP, TRAIN, "refit", "results", "export", "denoise")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -186,12 +186,27 @@ def run_prepared(options: Options, settings: SweepSettings,
                 return Outcome(settings.experiment_dir, False, was_interrupted())
             # TensorFlow's start-up lines in this process go to a log file, not the terminal.
             with quiet_native_stderr(settings.experiment_dir / DRIVER_LOG, verbose):
-                export_best(results, data, settings.experiment_dir, refit=options.refit,
-                            seed=options.seed)
+                export_best(results, data, settings.experiment_dir)
+            if options.refit:  # the finalists stage, on this Ray, under this driver's lock
+                from search.refit import plan, run_plan
+
+                run_plan(plan(settings.experiment_dir, **finalist_values(options)),
+                         cpus_per_trial=settings.cpus_per_trial,
+                         gpus_per_trial=settings.gpus_per_trial,
+                         max_concurrent=options.max_concurrent, verbose=verbose,
+                         hold_lock=False)
         finally:
             if owned:
                 ray.shutdown()
     return Outcome(settings.experiment_dir, True)
+
+
+def finalist_values(options: Options) -> dict[str, Any]:
+    """A sweep's --refit: the finalists' options it was given, on the sweep's own data."""
+    from search.options import REFIT, SPECS
+
+    return {name: getattr(options, name) for name, spec in SPECS.items()
+            if spec.group == REFIT and getattr(options, name) is not None}
 
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for a program Ctrl-C ended

@@ -28,10 +28,12 @@ from spaces import REGISTRY, SAMPLED_SPACES, SPACES
 from spaces.config import LOSSES, MAX_BATCH_SIZE, MAX_EPOCHS, MAX_LR, OPTIMIZERS
 from spaces.errors import UserError
 
-SWEEP, TRAIN = "sweep", "train"
+SWEEP, TRAIN, REFIT = "sweep", "train", "refit"
 MODES = (SWEEP, TRAIN)
 BOTH = frozenset(MODES)
 ONLY_SWEEP, ONLY_TRAIN = frozenset({SWEEP}), frozenset({TRAIN})
+FINALISTS = frozenset({SWEEP, REFIT})  # a sweep's --refit, and `aesearch refit SWEEP_DIR`
+MAX_FINALISTS = 100  # --top-k, --repeats
 
 MAX_SEED = 2**31 - 1  # numpy's and Optuna's seeds must stay below 2**32, repeats add to it
 MAX_IMAGE_SIDE = 8192  # --resize; the study's pages are 420x540
@@ -175,9 +177,23 @@ class Options:
     warm_start: str | None = option(None, "give Optuna the study's best rows as first points "
                                     "(off by default)", "sweep", modes=ONLY_SWEEP,
                                     choices=("report",))
-    refit: bool = option(False, "text: retrain the best config on all labelled pages before "
-                         "export", "sweep", modes=ONLY_SWEEP, task="text",
-                         task_why="retraining on the validation pages too")
+    refit: bool = option(False, "after the sweep, run its finalists stage (aesearch refit): "
+                         "the --top-k best distinct configs and the study's best row(s), "
+                         "--repeats seeds each, tested on the untouched test split", "sweep",
+                         modes=ONLY_SWEEP)
+    # --- the finalists stage (aesearch refit SWEEP_DIR, or a sweep's --refit) ---
+    top_k: int = option(3, "finalists: the search's best distinct configs to retrain", "refit",
+                        modes=FINALISTS, low=1, high=MAX_FINALISTS, integer=True)
+    repeats: int = option(3, "finalists: seeds each config trains with (the study's rows "
+                          "too)", "refit", modes=FINALISTS, low=1, high=MAX_FINALISTS,
+                          integer=True)
+    refit_epochs: int | None = option(None, "finalists: epochs of every run (default: the "
+                                      "study's, 50 for MNIST, 25 for text)", "refit",
+                                      modes=FINALISTS, low=1, high=MAX_EPOCHS, integer=True)
+    study_rows: tuple[str, ...] | None = option(None, "finalists: the study rows trained "
+                                                "beside them (default: the task's best)",
+                                                "refit", modes=FINALISTS, parse=row_ids,
+                                                metavar="ID,ID")
     seed: int = option(0, "sampler, initialisation and data seed", "sweep", low=0,
                        high=MAX_SEED, integer=True, resume_fixed=True)
     max_params: int | None = option(None, "refuse configs with more parameters (default: the "
@@ -333,6 +349,10 @@ class Options:
                              f"disagree; with --config, give --epochs")
 
     def _check_sweep(self, given: set[str]) -> None:
+        finalists = sorted(n for n in given if SPECS[n].group == REFIT)
+        if finalists and not self.refit:
+            raise InputError(f"{flag(finalists[0])} sets the finalists stage: add --refit, or "
+                             f"run `aesearch refit SWEEP_DIR` after the sweep")
         if "grace_period" in given and self.scheduler == FIFO:
             raise InputError("--grace-period is ASHA's; --scheduler fifo never stops a trial "
                              "early")
@@ -390,6 +410,26 @@ _ORDER = {name: i for i, name in enumerate(SPECS)}
 RESUME_FIXED = tuple(name for name, spec in SPECS.items()
                      if spec.resume_fixed and spec.group != "data")
 DATA_OPTIONS = tuple(name for name, spec in SPECS.items() if spec.group == "data")
+
+
+# What `aesearch refit SWEEP_DIR` takes besides the finalists' own options: where the runs go
+# and how large the data is (the rest, data included, is the sweep's, from its sweep.json).
+REFIT_SHARED = ("task", "verbose", "address", "cpus_per_trial", "gpus_per_trial",
+                "max_concurrent", "data_dir", "subset", "val_subset")
+REFIT_OPTIONS = (*(n for n, s in SPECS.items() if s.group == REFIT), *REFIT_SHARED)
+
+
+def check_refit(values: Mapping[str, Any]) -> None:
+    """The finalists stage's options, each against its declaration (one wording)."""
+    unknown = sorted(set(values) - set(REFIT_OPTIONS))
+    if unknown:
+        raise InputError(f"{flag(unknown[0])} is not an option of the finalists stage; it "
+                         f"takes {', '.join(flag(n) for n in REFIT_OPTIONS)}")
+    for name, value in values.items():
+        check_value(name, value)
+    data_dir = values.get("data_dir")
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise InputError(f"--data-dir {data_dir}: no such folder")
 
 
 def default_of(name: str) -> Any:
@@ -474,6 +514,7 @@ def config_kind(text: str) -> str:
     return "row" if text.count("/") == 2 else "notation"
 
 
-__all__ = ["BOTH", "DATA_OPTIONS", "MODES", "RESUME_FIXED", "SAMPLED_SPACES", "SPECS", "SWEEP",
-           "TRAIN", "InputError", "Options", "Spec", "check_name", "check_value", "config_kind",
-           "default_of", "duration", "flag", "from_values", "row_ids", "shape"]
+__all__ = ["BOTH", "DATA_OPTIONS", "MODES", "REFIT", "REFIT_OPTIONS", "RESUME_FIXED",
+           "SAMPLED_SPACES", "SPECS", "SWEEP", "TRAIN", "InputError", "Options", "Spec",
+           "check_name", "check_refit", "check_value", "config_kind", "default_of", "duration",
+           "flag", "from_values", "row_ids", "shape"]

@@ -53,11 +53,11 @@ def test_refit_trains_in_the_precision_the_sweep_chose(pages, tmp_path, precisio
     assert of_model(load_model(best / C.MODEL_FILE)) == (precision or "float32")
 
 
-def test_refit_is_refused_for_mnist(capsys):
+def test_finalists_flags_without_refit_are_refused(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--task", "mnist", "--space", "study-axes", "--refit", "--address", "local"])
+        main(["--task", "mnist", "--space", "study-axes", "--top-k", "2", "--address", "local"])
     assert exit_info.value.code == 2
-    assert "--refit" in capsys.readouterr().err
+    assert "--top-k sets the finalists stage: add --refit" in capsys.readouterr().err
 
 
 def test_a_checkpoint_without_reconstructions_is_exported_from_its_model(pages, tmp_path):

@@ -86,7 +86,10 @@ SINGLE = ["--task", "mnist", "--config", "2L,8F(3X3)"]
     (["--task", "mnist", "--test-fraction", "0.2"], "--test-fraction is for --task text only"),
     (["--task", "text", "--val-fraction", "0.5", "--test-fraction", "0.5"],
      "--val-fraction 0.5 and --test-fraction 0.5 leave no pages to train on"),
-    (["--task", "mnist", "--refit"], "--refit is for --task text only"),
+    (["--task", "mnist", "--repeats", "2"], "--repeats sets the finalists stage: add --refit"),
+    (["--task", "mnist", "--refit", "--repeats", "0"],
+     "--repeats must be at least 1 and at most 100, got 0"),
+    (["--task", "mnist", "--refit", "--top-k", "101"], "--top-k must be at least 1 and at most"),
     # flags of the other mode
     (["--task", "mnist", "--lr", "0.01"], "--lr sets the one configuration of --config"),
     (["--task", "mnist", "--pool", "1+1"], "--pool sets the one configuration of --config"),

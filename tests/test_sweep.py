@@ -192,10 +192,10 @@ def test_resume_after_a_stop_finishes_every_trial_once(tmp_path, data_dir, stop)
 
 
 @pytest.mark.slow
-def test_text_sweep_on_patches_validates_whole_pages_and_refits(tmp_path, data_dir):
+def test_text_sweep_on_patches_validates_whole_pages(tmp_path, data_dir):
     proc = run_cli(["--task", "text", "--space", "report", "--rows", "text/3.1/2,text/3.1/8",
                     "--max-epochs", "1", "--subset", "4", "--val-subset", "3", "--patch-size",
-                    "48", "--patches-per-page", "2", "--refit", "--address", "local",
+                    "48", "--patches-per-page", "2", "--address", "local",
                     "--storage", str(tmp_path), "--name", "pages"], data_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lb = board(tmp_path / "pages")
@@ -204,7 +204,7 @@ def test_text_sweep_on_patches_validates_whole_pages_and_refits(tmp_path, data_d
     assert (lb["val_rmse"] ** 2 - lb["val_mse"]).abs().max() < 1e-9
     best = tmp_path / "pages" / C.BEST_DIR
     metrics = json.loads((best / C.METRICS_FILE).read_text())
-    assert metrics["refit"] is True and metrics[C.VAL_MSE] == pytest.approx(lb["val_mse"].min())
+    assert metrics[C.VAL_MSE] == pytest.approx(lb["val_mse"].min())
     sheet = np.load(best / C.RECONSTRUCTIONS_FILE)
     heights = {sheet[f"targets_{i}"].shape[1] for i in range(3)}
     assert heights <= {258, 420} and all(
