@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from results import plots
+from results import finalists, plots
 from results.importance import param_importances
 from results.leaderboard import (
     curves,
@@ -280,6 +280,44 @@ def write_plots(board: pd.DataFrame, curve: pd.DataFrame, task: str | None,
     return written
 
 
+def write_finalists(dirs: Sequence[Path], task: str | None, out: Path
+                    ) -> tuple[list[Path], list[str]]:
+    """The like-for-like table and the finalists' curves of each sweep that ran its finalists
+    stage (`aesearch refit`); the RESULT line: the selected finalist's mean test MSE over the
+    study's row's, trained here identically (median over the sweeps given)."""
+    written: list[Path] = []
+    lines: list[str] = []
+    ratios = []
+    for sweep_dir, name in zip(dirs, sweep_names(list(dirs)), strict=True):
+        folder = finalists.finalists_dir(sweep_dir)
+        if folder is None:
+            continue
+        runs, record = finalists.read_runs(folder)
+        table = finalists.finalists_table(runs, record)
+        stem = "finalists" if len(dirs) == 1 else f"finalists-{name}"
+        written += _write_table(table, out / C.TABLES_DIR, stem,
+                                f"Finalists at {record.get('epochs')} epochs ({name})",
+                                note=finalists.table_note(record, runs, task),
+                                bold=[i for i, s in enumerate(table["selected"]) if s])
+        written.append(plots.finalist_curves(finalists.training_curves(folder, runs),
+                                             out / C.PLOTS_DIR / f"{stem}.png"))
+        ratio = finalists.finalist_vs_study(table)
+        ratios.append(ratio)
+        chosen = table[table["selected"].astype(bool)]
+        for _, entry in chosen.iterrows():
+            lines.append(f"finalists of {name}: selected on validation {entry['candidate']} "
+                         f"{entry[C.NOTATION]}, test MSE {entry['test_mse_mean']:.4g} +- "
+                         f"{entry['test_mse_std']:.2g} over {entry['seeds']} seeds "
+                         f"({entry['verdict']} than the study's row trained here)")
+            if task == "text":
+                lines.append(f"RESULT text_test_rmse={entry['test_rmse_mean']:.5f}")
+    if ratios:
+        finite = [r for r in ratios if r == r]
+        value = f"{float(pd.Series(finite).median()):.4f}" if finite else "nan"
+        lines.append(f"RESULT finalist_vs_study={value}")
+    return written, lines
+
+
 def generate(sweep_dirs: Sequence[str | Path], out: str | Path | None = None,
              top_k: int = 5) -> Outputs:
     """Regenerate leaderboards, tables and plots from the sweep dirs' files alone."""
@@ -318,6 +356,9 @@ def generate(sweep_dirs: Sequence[str | Path], out: str | Path | None = None,
     written += write_tables(board, task, out / C.TABLES_DIR, top_k)
     written += write_plots(board, curve, task, best_dir, out / C.PLOTS_DIR, top_k, meta)
     lines += _best_lines(board, task, meta)
+    more, said = write_finalists(dirs, task, out)
+    written += more
+    lines += said
     lines.append(f"Wrote {len(written)} file(s): leaderboard.csv in each sweep dir, "
                  f"{out / C.TABLES_DIR}, {out / C.PLOTS_DIR}.")
     return Outputs(board=board, task=task, out=out, written=written, summary="\n".join(lines))

@@ -177,3 +177,23 @@ def reconstruction_sheet(samples: Sequence[Triple], path: str | Path, title: str
     if title:
         figure.suptitle(title)
     return _save(figure, path)
+
+
+def finalist_curves(curve: pd.DataFrame, path: str | Path) -> Path:
+    """The finalists stage's training: val_mse per epoch, one line per (candidate, seed), one
+    colour per candidate (`results.finalists.training_curves`)."""
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    axes = figure.add_subplot()
+    colours = {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(curve["candidate"]))}
+    for (name, seed), run in curve.groupby(["candidate", "seed"], sort=False):
+        first = seed == curve.loc[curve["candidate"] == name, "seed"].iloc[0]
+        axes.plot(run[C.EPOCH], run[C.VAL_MSE], marker=".", color=colours[name],
+                  label=str(name) if first else None, alpha=0.8)
+    _note_if_empty(axes, curve.empty, "finalist runs")
+    axes.set(xlabel="epoch", ylabel=C.VAL_MSE,
+             title="Finalists' training (every seed; the same budget for all)")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if not curve.empty:
+        axes.set_yscale("log")
+        figure.legend(loc="outside lower center", fontsize="small", ncols=min(len(colours), 2))
+    return _save(figure, path)

@@ -506,9 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     sweep_dir, values = parse_refit(argv)
     try:
         outcome = refit(sweep_dir, **values)
-    except UserError as exc:
+    except UserError as exc:  # one line, exit 2, as every refusal of the CLI
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise SystemExit(2) from None
     return 0 if outcome.finished else 1
 
 
