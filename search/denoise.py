@@ -23,6 +23,7 @@ from PIL import Image
 from search.data import DataError, load_pages
 from search.data.documents import page_sort_key
 from search.trial import squared_error
+from spaces.errors import UserError
 
 Page = tuple[str, np.ndarray]  # (file name, float32 HxW in [0, 1])
 SUBMISSION_COLUMNS = ("id", "value")
@@ -134,9 +135,14 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m search.denoise",
         description="Clean document pages with a trained autoencoder, at native size.",
     )
-    parser.add_argument("--model", type=Path, required=True, help="saved model (.keras)")
-    parser.add_argument("--input", type=Path, required=True, help="folder or zip of PNG pages")
-    parser.add_argument("--output", type=Path, required=True, help="folder for the cleaned PNGs")
+    parser.add_argument("--finalists", type=Path, metavar="SWEEP_DIR",
+                        help="clean the sweep's held-out test pages (text) with the best "
+                        "finalist of its finalists stage (aesearch refit), and print their "
+                        "RMSE; --model, --input and --targets then come from the sweep, and "
+                        "--output defaults to SWEEP_DIR/finalists/cleaned-test")
+    parser.add_argument("--model", type=Path, help="saved model (.keras)")
+    parser.add_argument("--input", type=Path, help="folder or zip of PNG pages")
+    parser.add_argument("--output", type=Path, help="folder for the cleaned PNGs")
     parser.add_argument("--submission", type=Path, help="also write a Kaggle submission CSV")
     parser.add_argument("--targets", type=Path,
                         help="folder or zip of clean pages (same names): print the RMSE")
@@ -144,12 +150,82 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+CLEANED_TEST_DIR = "cleaned-test"
+RMSE_FILE = "test-rmse.json"
+
+
+def held_out_pages(sweep_dir: Path) -> tuple[Path, list[Page], list[np.ndarray]]:
+    """The best finalist's model and the sweep's test pages with their targets, by name: the
+    labelled pages no trial and no selection saw (the split the sweep recorded)."""
+    import json
+
+    from search import splits
+    from search.data import DataOptions, load_task
+    from spaces import constants as C
+
+    folder = sweep_dir / C.FINALISTS_DIR
+    model = folder / C.BEST_DIR / C.MODEL_FILE
+    if not model.is_file():
+        raise DataError(f"{sweep_dir}: no best finalist ({model} is missing): run `aesearch "
+                        f"refit {sweep_dir}` first")
+    try:
+        record = json.loads((folder / C.FINALISTS_FILE).read_text())
+        options = dict(record["data"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{sweep_dir}: {C.FINALISTS_FILE} cannot be read ({exc})") from None
+    if record.get("task") != "text":
+        raise DataError(f"{sweep_dir}: a {record.get('task')} sweep; --finalists cleans the "
+                        f"text task's held-out pages")
+    options["resize"] = tuple(options["resize"]) if options.get("resize") else None
+    data = load_task("text", DataOptions(**options), test=True)
+    splits.check(sweep_dir, data.splits, what="--finalists")
+    inputs = [x[i, ..., 0] for x, _ in data.test for i in range(len(x))]
+    targets = [y[i, ..., 0] for _, y in data.test for i in range(len(y))]
+    return model, list(zip(data.test_names, inputs, strict=True)), targets
+
+
+def _finalists(args: argparse.Namespace) -> int:
+    """--finalists SWEEP_DIR: clean the held-out test pages, write them and their RMSE."""
+    import json
+
+    from spaces import constants as C
+
+    given = [f for f in ("model", "input", "targets", "submission") if getattr(args, f)]
+    if given:
+        raise SystemExit(f"error: --{given[0]} comes from the sweep with --finalists")
+    try:
+        model_path, pages, targets = held_out_pages(args.finalists)
+    except UserError as exc:  # a DataError, or the split's SplitError
+        raise SystemExit(f"error: {exc}") from exc
+    from search.models import load_model
+
+    output = args.output or args.finalists / C.FINALISTS_DIR / CLEANED_TEST_DIR
+    cleaned = clean_pages(load_model(model_path), pages, args.batch_pages)
+    write_pages(cleaned, output)
+    score = rmse([pixels for _, pixels in cleaned], targets)
+    (output / RMSE_FILE).write_text(json.dumps({"rmse": score, "pages": len(cleaned),
+                                                "model": str(model_path)}, indent=2))
+    print(f"cleaned {len(cleaned)} held-out test pages -> {output}")
+    print(f"test RMSE of the best finalist over {len(cleaned)} pages: {score:.6f}")
+    return 0
+
+
+def _check_files(args: argparse.Namespace) -> None:
+    """Without --finalists, the model and the pages are the user's to name."""
+    missing = [f"--{f}" for f in ("model", "input", "output") if getattr(args, f) is None]
+    if missing:
+        raise SystemExit(f"error: {', '.join(missing)} required (or --finalists SWEEP_DIR)")
     if not args.model.is_file():
         raise SystemExit(f"error: --model {args.model}: no such file")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.batch_pages < 1:
         raise SystemExit(f"error: --batch-pages must be >= 1, got {args.batch_pages}")
+    if args.finalists is not None:
+        return _finalists(args)
+    _check_files(args)
     try:
         pages = load_pages(args.input)
         # Read targets before the (slow) model so a bad --targets fails at once.

@@ -195,3 +195,31 @@ def test_a_sweep_refitted_end_to_end_resumes_without_retraining(tmp_path, data_d
     table = pd.read_csv(tmp_path / "out" / C.TABLES_DIR / "finalists.csv")
     assert list(table["verdict"])[-1] == "reference" and table["selected"].sum() == 1
     assert (tmp_path / "out" / C.PLOTS_DIR / "finalists.png").is_file()
+
+
+def test_denoise_cleans_the_held_out_test_pages_with_the_best_finalist(tmp_path, data_dir,
+                                                                       capsys):
+    from search.denoise import CLEANED_TEST_DIR, RMSE_FILE, main
+    from search.models import build_model
+
+    sweep = tmp_path / "text"
+    data = DataOptions(data_dir=str(data_dir), subset=2, val_subset=2)
+    best = sweep / C.FINALISTS_DIR / C.BEST_DIR
+    best.mkdir(parents=True)
+    splits.record(sweep, load_task("text", data).splits, resume=False)
+    (sweep / C.FINALISTS_DIR / C.FINALISTS_FILE).write_text(json.dumps(
+        {"task": "text", "data": {**data.__dict__, "resize": None}}))
+    model = build_model(ModelConfig(task="text", filters=(2,), epochs=1, batch_size=4),
+                        (None, None))
+    model.save(best / C.MODEL_FILE)
+    assert main(["--finalists", str(sweep)]) == 0
+    cleaned = sweep / C.FINALISTS_DIR / CLEANED_TEST_DIR
+    test_names = load_task("text", data, test=True).test_names
+    assert sorted(p.name for p in cleaned.glob("*.png")) == sorted(test_names)
+    score = json.loads((cleaned / RMSE_FILE).read_text())
+    assert score["pages"] == 24 and 0 < score["rmse"] < 1
+    assert f"{score['rmse']:.6f}" in capsys.readouterr().out
+    other = load_task("text", DataOptions(data_dir=str(data_dir), seed=3)).splits
+    (sweep / C.SPLITS_FILE).write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match=f"{sweep}: --finalists refused"):
+        main(["--finalists", str(sweep)])
