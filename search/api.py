@@ -5,6 +5,7 @@
     result.leaderboard                   # pandas DataFrame: leaderboard.csv
     result.best.config, result.best.model_path
     result.tables(out="report/")         # what `python -m results` writes
+    result.refit(refit_epochs=50).table  # the finalists stage: the like-for-like table
     Sweep.resume("runs/mnist-denoise-default").run()
 
 Every keyword is an option of `search/options.py` (`--time-budget 20m` is `time_budget="20m"`
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from results.generator import Outputs
+    from search.refit import Outcome as Finalists
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,14 @@ class SweepResult:
         return Best(config=ModelConfig.from_json((best / C.CONFIG_FILE).read_text()),
                     model_path=best / C.MODEL_FILE,
                     metrics=json.loads((best / C.METRICS_FILE).read_text()))
+
+    def refit(self, **options: Any) -> Finalists:
+        """The sweep's finalists stage (`aesearch refit`): `top_k`, `repeats`, `refit_epochs`,
+        `study_rows` and where to run (`address`, `cpus_per_trial`, ...), as the command
+        line's flags. Rerun it to resume; `.table` is the like-for-like table."""
+        from search.refit import refit
+
+        return refit(self.experiment_dir, **options)
 
     def tables(self, out: str | Path | None = None, top_k: int = 5) -> Outputs:
         """Write the leaderboards, the study's comparison tables and the plots (what

@@ -359,6 +359,13 @@ class Outcome:
 
         return pd.read_csv(self.folder / C.RUNS_FILE)
 
+    @property
+    def table(self) -> Any:
+        """The like-for-like table (`results.finalists.finalists_table`), a DataFrame."""
+        from results.finalists import finalists_table, read_runs
+
+        return finalists_table(*read_runs(self.folder))
+
 
 def _check_record(plan: Plan, record: dict[str, Any]) -> None:
     """A stage resumed with another request would mix two budgets in one table."""

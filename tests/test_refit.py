@@ -223,3 +223,22 @@ def test_denoise_cleans_the_held_out_test_pages_with_the_best_finalist(tmp_path,
     (sweep / C.SPLITS_FILE).write_text(json.dumps(other))
     with pytest.raises(SystemExit, match=f"{sweep}: --finalists refused"):
         main(["--finalists", str(sweep)])
+
+
+def test_the_python_api_refits_with_the_same_checks(tmp_path, data_dir):
+    from search.api import SweepResult
+    from search.options import InputError
+
+    sweep = fake_sweep(tmp_path / "s", data_dir)
+    with pytest.raises(InputError, match="--repeats must be at least 1"):
+        SweepResult(sweep, finished=True).refit(repeats=0)
+    with pytest.raises(InputError, match="--storage is not an option of the finalists stage"):
+        SweepResult(sweep, finished=True).refit(storage="x")
+    folder = sweep / C.FINALISTS_DIR
+    folder.mkdir()
+    _runs({"search 1": ("search", [0.02, 0.03], [0.01, 0.02]),
+           "study mnist/1.2/2": ("study", [0.03, 0.04], [0.03, 0.04])}).to_csv(
+        folder / C.RUNS_FILE, index=False)
+    (folder / C.FINALISTS_FILE).write_text(json.dumps({"candidates": []}))
+    table = refit.Outcome(folder, finished=True).table
+    assert list(table["verdict"]) == ["within noise", "reference"]
