@@ -1,0 +1,250 @@
+"""Does a trial cost the same at the end of a long sweep as at its start? (issue 25)
+
+    python bench/scale.py [--n 100 500 2000] [--storage DIR] [--search random]
+                          [--searcher-n 2000] [--skip-sweeps] [--data-dir DIR]
+
+For each N, one sweep of N tiny trials on one machine (as a new user would run it):
+
+    python search/run.py --task mnist --num-samples N --max-epochs 1 --subset 64
+        --val-subset 64 --search random --name scale-N --storage DIR --address local
+
+then, from the sweep's own files and the driver process:
+  setup_growth       median `setup_seconds` (configure the backend, clear the session, build
+                     the model, look for checkpoints) of the last 10% of trials, by start
+                     time, over that of the first 10% (target <= 1.1)
+  trial_rate_growth  wall seconds per ended trial over the last 10% of trial ends, over the
+                     first 10% (target <= 1.1): the driver's own slowdowns show up here
+  driver peak RSS    the driver's VmHWM (/proc/PID/status), read until it exits
+  disk per trial     the sweep dir's bytes (du) over N, after the sweep
+  results_s          wall seconds of `python -m results SWEEP_DIR` (target < 10 s at 2,000)
+and, without Ray, each searcher's own seconds per suggestion at n = 100, 500, ... trials told
+(suggest + on_trial_complete with made-up results), since a model-based searcher's fit grows
+with the trials it has seen. Prints `RESULT setup_growth=...` and `RESULT
+trial_rate_growth=...` for each N (the largest N last). Benchmarks print ratios; no timing
+is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from results.sweepdir import read_results, trial_dirs  # noqa: E402
+from spaces import constants as C  # noqa: E402
+
+
+def _vm_hwm_kb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def run_sweep(n: int, storage: Path, search: str, data_dir: str | None,
+              extra: list[str]) -> dict[str, Any]:
+    """Run one sweep of `n` tiny trials; its wall time and the driver's peak RSS."""
+    name = f"scale-{n}"
+    shutil.rmtree(storage / name, ignore_errors=True)
+    argv = [sys.executable, str(REPO / "search" / "run.py"), "--task", "mnist",
+            "--num-samples", str(n), "--max-epochs", "1", "--subset", "64",
+            "--val-subset", "64", "--search", search, "--name", name,
+            "--storage", str(storage), "--address", "local", *extra]
+    if data_dir:
+        argv += ["--data-dir", data_dir]
+    print("$ " + " ".join(argv[1:]), flush=True)
+    log = (storage / f"{name}.log").open("w")
+    began = time.monotonic()
+    process = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, _vm_hwm_kb(process.pid) or 0)
+        time.sleep(1.0)
+    wall = time.monotonic() - began
+    log.close()
+    if process.returncode != 0:
+        raise SystemExit(f"the sweep failed ({process.returncode}); see {log.name}")
+    return {"dir": storage / name, "wall_s": wall, "driver_peak_rss_mb": peak / 1024}
+
+
+def _tenth(values: list[float]) -> int:
+    return max(2, len(values) // 10)
+
+
+def trial_figures(sweep_dir: Path) -> dict[str, Any]:
+    """Setup and pace over the sweep, from each trial's result.json."""
+    trials = []
+    for trial_dir in trial_dirs(sweep_dir):
+        rows = [r for r in read_results(trial_dir) if C.SETUP_SECONDS in r]
+        if rows:
+            first, last = rows[0], rows[-1]
+            trials.append((float(first[C.STARTED_AT]), float(first[C.SETUP_SECONDS]),
+                           float(first[C.STARTED_AT]) + float(last["time_total_s"])))
+    trials.sort()
+    setups = [s for _, s, _ in trials]
+    k = _tenth(setups)
+    ends = sorted(e for _, _, e in trials)
+    first_pace = (ends[k - 1] - ends[0]) / (k - 1)
+    last_pace = (ends[-1] - ends[-k]) / (k - 1)
+    fifths = [statistics.median(part) for part in
+              (setups[i * len(setups) // 5:(i + 1) * len(setups) // 5] for i in range(5))]
+    return {"trials": len(trials), "setup_first": statistics.median(setups[:k]),
+            "setup_last": statistics.median(setups[-k:]),
+            "setup_growth": statistics.median(setups[-k:]) / statistics.median(setups[:k]),
+            "pace_first": first_pace, "pace_last": last_pace,
+            "trial_rate_growth": last_pace / first_pace, "setup_fifths": fifths}
+
+
+def disk_bytes(path: Path) -> int:
+    done = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[0])
+
+
+def results_seconds(sweep_dir: Path) -> float:
+    began = time.monotonic()
+    subprocess.run([sys.executable, "-m", "results", str(sweep_dir)], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - began
+
+
+def searcher_seconds(search: str, marks: list[int], seed: int = 0) -> dict[int, float]:
+    """Seconds per suggestion (suggest + on_trial_complete) around each of `marks` trials."""
+    from search.searchers import make
+    from search.sweep import SweepSettings
+
+    settings = SweepSettings(task="mnist", search=search, num_samples=max(marks),
+                             max_epochs=1, seed=seed)
+    searcher, space = make(settings)
+    if searcher is None:
+        return {}
+    searcher.set_search_properties(C.OBJECTIVE, C.MODE, space or {})
+    rng = random.Random(seed)
+    out: dict[int, float] = {}
+    window: list[float] = []
+    for i in range(1, max(marks) + 1):
+        began = time.perf_counter()
+        config = searcher.suggest(f"t{i:05d}")
+        result = {C.OBJECTIVE: rng.uniform(0.01, 0.1), C.TRAINING_ITERATION: 1,
+                  C.EPOCH: 1.0, C.IMAGES: 64, "config": config}
+        searcher.on_trial_complete(f"t{i:05d}", result)
+        window.append(time.perf_counter() - began)
+        if i in marks:
+            out[i] = statistics.mean(window[-min(20, len(window)):])
+    return out
+
+
+_WORKER = """
+import gc, json, sys, time
+from search import worker
+from search.data import DataOptions, load_task
+from search.trial import Trial, configure_backend
+from spaces import study
+
+if sys.argv[3] == "unfixed":  # what the trainable did before: clear the session, nothing more
+    worker.leaked_gradients = lambda: []
+    worker.gc.freeze = lambda: None
+data = load_task("mnist", DataOptions(data_dir=sys.argv[1], subset=64, val_subset=64))
+config = study.row("mnist/1.1/1").config.replace(epochs=1, batch_size=32)
+for i in range(int(sys.argv[2])):
+    began = time.perf_counter()
+    configure_backend(1, None)
+    worker.fresh_session()
+    trial = Trial(config, data, report_images=64, seed=i)
+    setup = time.perf_counter() - began
+    for metrics in trial.reports():
+        pass
+    del trial
+    print("TRIAL " + json.dumps({"setup": setup, "tracked": len(gc.get_objects())}), flush=True)
+"""
+
+
+def worker_loop(trials: int, arm: str, data_dir: str | None) -> list[dict[str, float]]:
+    """One reused worker without Ray: `trials` tiny trials in one process, as the trainable
+    starts them (`fresh_session`), or as it did before issue 25 (`arm` 'unfixed')."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", _WORKER, str(data_dir), str(trials), arm],
+                          cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    return [json.loads(line[6:]) for line in done.stdout.splitlines()
+            if line.startswith("TRIAL ")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[100, 500, 2000])
+    parser.add_argument("--storage", type=Path, default=REPO / "runs" / "scale")
+    parser.add_argument("--search", default="random")
+    parser.add_argument("--searchers", nargs="*", default=["random", "tpe"],
+                        help="searchers timed per suggestion (none: skip)")
+    parser.add_argument("--searcher-n", type=int, default=None,
+                        help="suggestions to time (default: the largest --n)")
+    parser.add_argument("--skip-sweeps", action="store_true")
+    parser.add_argument("--worker-trials", type=int, default=0,
+                        help="also time one reused worker's setup over this many trials, "
+                        "without Ray, as fixed and as before the fix (0: skip)")
+    parser.add_argument("--data-dir", default=os.environ.get("SEARCH_DATA_DIR"))
+    parser.add_argument("sweep_args", nargs="*", help="after --: more flags for each sweep")
+    args = parser.parse_args()
+    args.storage.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                            capture_output=True, text=True).stdout.strip()
+    print(f"commit {commit}, {os.cpu_count()} CPUs, storage {args.storage}", flush=True)
+    for arm in ("unfixed", "fixed") if args.worker_trials else ():
+        rows = worker_loop(args.worker_trials, arm, args.data_dir)
+        setups = [r["setup"] for r in rows]
+        k = _tenth(setups)
+        print(f"worker {arm}: setup median first 10% {statistics.median(setups[:k]):.3f} s, "
+              f"last 10% {statistics.median(setups[-k:]):.3f} s "
+              f"(growth {statistics.median(setups[-k:]) / statistics.median(setups[:k]):.2f}); "
+              f"objects the collector tracks after trial 2: {int(rows[1]['tracked']):,}, after "
+              f"trial {len(rows)}: {int(rows[-1]['tracked']):,}", flush=True)
+    figures = []
+    for n in ([] if args.skip_sweeps else args.n):
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                                capture_output=True, text=True).stdout.strip()
+        print(f"N={n} at commit {commit}", flush=True)
+        sweep = run_sweep(n, args.storage, args.search, args.data_dir, args.sweep_args)
+        trial = trial_figures(sweep["dir"])
+        disk = disk_bytes(sweep["dir"])
+        res = results_seconds(sweep["dir"])
+        row = {"n": n, **{k: v for k, v in sweep.items() if k != "dir"}, **trial,
+               "disk_per_trial_kb": disk / n / 1024, "results_s": res}
+        figures.append(row)
+        print(f"N={n}: {trial['trials']} trials in {sweep['wall_s']:.0f} s; setup median "
+              f"first 10% {trial['setup_first']:.3f} s, last 10% {trial['setup_last']:.3f} s "
+              f"(fifths {', '.join(f'{x:.3f}' for x in trial['setup_fifths'])}); wall per "
+              f"trial first 10% {trial['pace_first']:.3f} s, last 10% "
+              f"{trial['pace_last']:.3f} s; driver peak RSS {sweep['driver_peak_rss_mb']:.0f} "
+              f"MB; disk {disk / 1e6:.1f} MB ({disk / n / 1024:.0f} KB a trial); "
+              f"python -m results {res:.1f} s", flush=True)
+    top = args.searcher_n or max(args.n)
+    marks = [m for m in (100, 500, 1000, 2000, 5000) if m <= top] or [top]
+    for search in args.searchers:
+        per = searcher_seconds(search, marks)
+        print(f"searcher {search}: seconds per suggestion " +
+              ", ".join(f"{s * 1000:.1f} ms at n={n}" for n, s in per.items()), flush=True)
+    for row in figures:
+        print(f"RESULT n={row['n']} setup_growth={row['setup_growth']:.3f} "
+              f"trial_rate_growth={row['trial_rate_growth']:.3f}")
+    if figures:
+        print(json.dumps(figures, default=float))
+        last = figures[-1]
+        print(f"RESULT setup_growth={last['setup_growth']:.3f}")
+        print(f"RESULT trial_rate_growth={last['trial_rate_growth']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
