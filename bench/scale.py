@@ -147,6 +147,46 @@ def searcher_seconds(search: str, marks: list[int], seed: int = 0) -> dict[int, 
     return out
 
 
+def bookkeeping_seconds(sweep_dir: Path, ns: list[int]) -> dict[int, tuple[float, float]]:
+    """The driver's rewrite of the status file and leaderboard with n ended trials (made of
+    the sweep's own configs and results): (the first rewrite, a later one), in seconds."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from results.sweepdir import read_params
+    from search.progress import SweepCallback
+
+    seeds = [(read_params(d), rows[-1]) for d in trial_dirs(sweep_dir)
+             if (rows := read_results(d))]
+    meta = json.loads((sweep_dir / C.SWEEP_FILE).read_text())
+    out = {}
+    for n in ns:
+        trials = [SimpleNamespace(trial_id=f"t{i:05d}", config=seeds[i % len(seeds)][0],
+                                  last_result=seeds[i % len(seeds)][1],
+                                  status=C.Status.TERMINATED, error_file=None)
+                  for i in range(n)]
+        with tempfile.TemporaryDirectory() as tmp:
+            callback = SweepCallback(tmp, meta)
+            callback._ended_before = set()
+            times = []
+            for _ in range(2):
+                began = time.perf_counter()
+                callback._update(trials, force=True)
+                times.append(time.perf_counter() - began)
+        out[n] = (times[0], times[1])
+    return out
+
+
+def ray_state(sweep_dir: Path) -> tuple[int, float, int]:
+    """Ray's newest experiment state: (bytes, seconds to parse and dump it again, trials)."""
+    newest = sorted(sweep_dir.glob("experiment_state-*.json"))[-1]
+    text = newest.read_text()
+    began = time.perf_counter()
+    state = json.loads(text)
+    json.dumps(state)
+    return len(text.encode()), time.perf_counter() - began, len(state["trial_data"])
+
+
 _WORKER = """
 import gc, json, sys, time
 from search import worker
@@ -192,6 +232,9 @@ def main() -> None:
     parser.add_argument("--searcher-n", type=int, default=None,
                         help="suggestions to time (default: the largest --n)")
     parser.add_argument("--skip-sweeps", action="store_true")
+    parser.add_argument("--driver-from", type=Path, default=None,
+                        help="time the driver's bookkeeping with this sweep dir's trials "
+                        "(default: the last sweep run here)")
     parser.add_argument("--worker-trials", type=int, default=0,
                         help="also time one reused worker's setup over this many trials, "
                         "without Ray, as fixed and as before the fix (0: skip)")
@@ -230,6 +273,16 @@ def main() -> None:
               f"{trial['pace_last']:.3f} s; driver peak RSS {sweep['driver_peak_rss_mb']:.0f} "
               f"MB; disk {disk / 1e6:.1f} MB ({disk / n / 1024:.0f} KB a trial); "
               f"python -m results {res:.1f} s", flush=True)
+    source = args.driver_from or (args.storage / f"scale-{args.n[-1]}" if figures else None)
+    if source is not None:
+        size, parse, count = ray_state(source)
+        print(f"Ray's experiment state of {source.name}: {size / 1e6:.2f} MB for {count} "
+              f"trials ({size / count / 1024:.1f} KB a trial), parsed and dumped again in "
+              f"{parse:.3f} s", flush=True)
+        for n, (first, later) in bookkeeping_seconds(source, [100, 500, 2000, 10000]).items():
+            print(f"driver bookkeeping at n={n}: status file + leaderboard rewrite "
+                  f"{first:.3f} s (first), {later:.3f} s (an ended trial's row cached)",
+                  flush=True)
     top = args.searcher_n or max(args.n)
     marks = [m for m in (100, 500, 1000, 2000, 5000) if m <= top] or [top]
     for search in args.searchers:
