@@ -8,7 +8,8 @@ For each seed, in one run, on one embedded Ray instance and the same data:
   (a) study: the study's rows of the task replayed as a grid for `--epochs` epochs each (FIFO).
       The budget B is what that costs: rows x epochs x images per epoch.
   (b) random: random search over the default space with ASHA, stopped once B is spent.
-  (c) search: the default search (TPE, fidelity-aware, ASHA), stopped once B is spent.
+  (c) search: the default searcher (`search.searchers.DEFAULT_SEARCH`, with ASHA), stopped
+      once B is spent.
 Then, once, `--spearman-trials` random default-space configs trained to the end (FIFO): the
 Spearman rank correlation between their first-report and final validation MSE says whether
 ASHA's early rungs predict the final ranking.
@@ -35,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from search.data import DataOptions, load_task
+from search.searchers import DEFAULT_SEARCH
 from search.sweep import SweepSettings, run_sweep
 from spaces import constants as C
 
@@ -140,7 +142,7 @@ def main() -> None:
             budget = float(args.epochs * data.epoch_size * trained_rows(study))
             target = best_final(study)
             arms = {"study": (study, study_s)}
-            for arm, search in (("random", "random"), ("search", "optuna")):
+            for arm, search in (("random", "random"), ("search", DEFAULT_SEARCH)):
                 arms[arm] = sweep(f"{arm}-{seed}", storage, data, options, args, seed,
                                   space="default", search=search, scheduler="asha",
                                   num_samples=-1,

@@ -212,7 +212,8 @@ def arm_table(jobs: list[dict[str, Any]], axis: str, budget: float) -> Any:
         {"task": j["task"], "seed": j["seed"], "arm": j["arm"],
          "best": best_at(j["reports"], **{axis: budget}),
          "trials": len({r["trial"] for r in j["reports"]}),
-         "images": j["reports"][-1]["images"] if j["reports"] else 0}
+         "images": j["reports"][-1]["images"] if j["reports"] else 0,
+         "seconds": j["reports"][-1]["t"] if j["reports"] else 0.0}
         for j in jobs])
 
 
@@ -287,7 +288,8 @@ def summarize(jobs: list[dict[str, Any]]) -> list[str]:
         for arm in [a for a in ARMS if a in set(part["arm"])]:
             sub = part[part["arm"] == arm]
             lines.append(f"  {arm:13s} {_mean_std(sub['best'].tolist()):28s} trials "
-                         f"{sub['trials'].median():5.1f}  images {sub['images'].median():9,.0f}")
+                         f"{sub['trials'].median():5.1f}  images {sub['images'].median():9,.0f}"
+                         f"  seconds {sub['seconds'].median():6.0f}")
     frame = pair_table(jobs, axis, budget)
     lines.append(f"\nper task and seed, at equal {'images' if axis == 'images' else 'time'}: "
                  f"tpe's best over the other arm's (below 1: tpe better)")
