@@ -1,19 +1,28 @@
 """Does a trial cost the same at the end of a long sweep as at its start? (issue 25)
 
-    python bench/scale.py [--n 100 500 2000] [--storage DIR] [--search random]
-                          [--searcher-n 2000] [--skip-sweeps] [--data-dir DIR]
+    python bench/scale.py [--n 100 500 2000] [--trials {fixed,random}] [--storage DIR]
+                          [--searchers random tpe] [--searcher-n 2000] [--worker-trials K]
+                          [--skip-sweeps] [--driver-from DIR] [--data-dir DIR]
 
-For each N, one sweep of N tiny trials on one machine (as a new user would run it):
+For each N, one sweep of N tiny trials on one machine:
 
     python search/run.py --task mnist --num-samples N --max-epochs 1 --subset 64
-        --val-subset 64 --search random --name scale-N --storage DIR --address local
+        --val-subset 64 --space report --search grid --rows mnist/1.1/1
+        --name scale-N --storage DIR --address local
+
+`--trials fixed` (the default) repeats one tiny study row (4,385 parameters, a seed each), so
+that every trial does the same work and what grows is the framework's; `--trials random`
+runs the issue's `--search random` over the default space instead, where the first and last
+10% train different models (and the sweep's figures swing with them).
 
 then, from the sweep's own files and the driver process:
   setup_growth       median `setup_seconds` (configure the backend, clear the session, build
                      the model, look for checkpoints) of the last 10% of trials, by start
                      time, over that of the first 10% (target <= 1.1)
-  trial_rate_growth  wall seconds per ended trial over the last 10% of trial ends, over the
-                     first 10% (target <= 1.1): the driver's own slowdowns show up here
+  trial_rate_growth  wall seconds per trial over the last 10% of trial starts, over the first
+                     10% (target <= 1.1): a slot that frees starts the next trial, so the
+                     driver's and the workers' slowdowns show up here (starts, not ends: the
+                     sweep's last trials end one by one as slots stay empty)
   driver peak RSS    the driver's VmHWM (/proc/PID/status), read until it exits
   disk per trial     the sweep dir's bytes (du) over N, after the sweep
   results_s          wall seconds of `python -m results SWEEP_DIR` (target < 10 s at 2,000)
@@ -55,14 +64,18 @@ def _vm_hwm_kb(pid: int) -> int | None:
     return None
 
 
-def run_sweep(n: int, storage: Path, search: str, data_dir: str | None,
+TRIALS = {"fixed": ["--space", "report", "--search", "grid", "--rows", "mnist/1.1/1"],
+          "random": ["--search", "random"]}
+
+
+def run_sweep(n: int, storage: Path, trials: str, data_dir: str | None,
               extra: list[str]) -> dict[str, Any]:
     """Run one sweep of `n` tiny trials; its wall time and the driver's peak RSS."""
     name = f"scale-{n}"
     shutil.rmtree(storage / name, ignore_errors=True)
     argv = [sys.executable, str(REPO / "search" / "run.py"), "--task", "mnist",
             "--num-samples", str(n), "--max-epochs", "1", "--subset", "64",
-            "--val-subset", "64", "--search", search, "--name", name,
+            "--val-subset", "64", *TRIALS[trials], "--name", name,
             "--storage", str(storage), "--address", "local", *extra]
     if data_dir:
         argv += ["--data-dir", data_dir]
@@ -97,9 +110,9 @@ def trial_figures(sweep_dir: Path) -> dict[str, Any]:
     trials.sort()
     setups = [s for _, s, _ in trials]
     k = _tenth(setups)
-    ends = sorted(e for _, _, e in trials)
-    first_pace = (ends[k - 1] - ends[0]) / (k - 1)
-    last_pace = (ends[-1] - ends[-k]) / (k - 1)
+    starts = [s for s, _, _ in trials]
+    first_pace = (starts[k - 1] - starts[0]) / (k - 1)
+    last_pace = (starts[-1] - starts[-k]) / (k - 1)
     fifths = [statistics.median(part) for part in
               (setups[i * len(setups) // 5:(i + 1) * len(setups) // 5] for i in range(5))]
     return {"trials": len(trials), "setup_first": statistics.median(setups[:k]),
@@ -226,7 +239,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[100, 500, 2000])
     parser.add_argument("--storage", type=Path, default=REPO / "runs" / "scale")
-    parser.add_argument("--search", default="random")
+    parser.add_argument("--trials", choices=tuple(TRIALS), default="fixed")
     parser.add_argument("--searchers", nargs="*", default=["random", "tpe"],
                         help="searchers timed per suggestion (none: skip)")
     parser.add_argument("--searcher-n", type=int, default=None,
@@ -259,7 +272,7 @@ def main() -> None:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                                 capture_output=True, text=True).stdout.strip()
         print(f"N={n} at commit {commit}", flush=True)
-        sweep = run_sweep(n, args.storage, args.search, args.data_dir, args.sweep_args)
+        sweep = run_sweep(n, args.storage, args.trials, args.data_dir, args.sweep_args)
         trial = trial_figures(sweep["dir"])
         disk = disk_bytes(sweep["dir"])
         res = results_seconds(sweep["dir"])
