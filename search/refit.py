@@ -339,7 +339,9 @@ def _phase(experiment: Path, runs: list[dict[str, Any]], data: TaskData, plan: P
         {"cpu": placement["cpus"], "gpu": placement["gpus"]})
     tuner = _tuner(experiment, trainable, runs, plan, placement["max_concurrent"], verbose)
     results = tuner.fit()
-    rows = _run_rows(results, plan.folder)
+    order = {(r["candidate"], r["seed"]): i for i, r in enumerate(runs)}
+    rows = sorted(_run_rows(results, plan.folder),  # the grid's order, whatever Ray's
+                  key=lambda r: order.get((r["candidate"], r["seed"]), len(order)))
     ended = [r for r in rows if r[C.TEST_MSE] is not None or r["status"] in VERDICTS]
     return rows, len(rows) == len(runs) and len(ended) == len(rows)
 
