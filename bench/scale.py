@@ -127,11 +127,46 @@ def disk_bytes(path: Path) -> int:
     return int(done.stdout.split()[0])
 
 
-def results_seconds(sweep_dir: Path) -> float:
+def results_seconds(sweep_dir: Path) -> tuple[float, float]:
+    """`python -m results SWEEP_DIR`: (wall seconds, CPU seconds of the process). On a shared
+    machine the CPU seconds are what the command itself costs."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.monotonic()
     subprocess.run([sys.executable, "-m", "results", str(sweep_dir)], cwd=REPO, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.monotonic() - began
+    wall = time.monotonic() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cloned_sweep(source: Path, n: int, target: Path) -> Path:
+    """A sweep dir of `n` trials made of `source`'s: its files, and its trials' results and
+    params copied under new ids (checkpoints left out), for timing `python -m results` at an
+    n no sweep here reached."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for path in source.iterdir():
+        if path.is_file():
+            shutil.copy2(path, target / path.name)
+    if (source / C.BEST_DIR).is_dir():
+        shutil.copytree(source / C.BEST_DIR, target / C.BEST_DIR)
+    originals = trial_dirs(source)
+    statuses = {}
+    for i in range(n):
+        origin = originals[i % len(originals)]
+        trial_id = f"clone_{i:05d}"
+        folder = target / f"trial_{trial_id}"
+        folder.mkdir()
+        for name in (C.PARAMS_FILE, "progress.csv"):
+            if (origin / name).is_file():
+                shutil.copy2(origin / name, folder / name)
+        rows = [{**r, C.TRIAL_ID: trial_id} for r in read_results(origin)]
+        (folder / C.RESULT_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        statuses[trial_id] = C.Status.TERMINATED
+    (target / C.STATUS_FILE).write_text(json.dumps(statuses))
+    return target
 
 
 def searcher_seconds(search: str, marks: list[int], seed: int = 0) -> dict[int, float]:
@@ -245,6 +280,9 @@ def main() -> None:
     parser.add_argument("--searcher-n", type=int, default=None,
                         help="suggestions to time (default: the largest --n)")
     parser.add_argument("--skip-sweeps", action="store_true")
+    parser.add_argument("--results-at", type=int, nargs="*", default=[2000, 10000],
+                        help="also time python -m results on sweeps of this many trials "
+                        "cloned from the last sweep's (none: skip)")
     parser.add_argument("--driver-from", type=Path, default=None,
                         help="time the driver's bookkeeping with this sweep dir's trials "
                         "(default: the last sweep run here)")
@@ -275,9 +313,10 @@ def main() -> None:
         sweep = run_sweep(n, args.storage, args.trials, args.data_dir, args.sweep_args)
         trial = trial_figures(sweep["dir"])
         disk = disk_bytes(sweep["dir"])
-        res = results_seconds(sweep["dir"])
+        res, res_cpu = results_seconds(sweep["dir"])
         row = {"n": n, **{k: v for k, v in sweep.items() if k != "dir"}, **trial,
-               "disk_per_trial_kb": disk / n / 1024, "results_s": res}
+               "disk_per_trial_kb": disk / n / 1024, "results_s": res,
+               "results_cpu_s": res_cpu}
         figures.append(row)
         print(f"N={n}: {trial['trials']} trials in {sweep['wall_s']:.0f} s; setup median "
               f"first 10% {trial['setup_first']:.3f} s, last 10% {trial['setup_last']:.3f} s "
@@ -285,13 +324,19 @@ def main() -> None:
               f"trial first 10% {trial['pace_first']:.3f} s, last 10% "
               f"{trial['pace_last']:.3f} s; driver peak RSS {sweep['driver_peak_rss_mb']:.0f} "
               f"MB; disk {disk / 1e6:.1f} MB ({disk / n / 1024:.0f} KB a trial); "
-              f"python -m results {res:.1f} s", flush=True)
+              f"python -m results {res:.1f} s ({res_cpu:.1f} CPU s)", flush=True)
     source = args.driver_from or (args.storage / f"scale-{args.n[-1]}" if figures else None)
     if source is not None:
         size, parse, count = ray_state(source)
         print(f"Ray's experiment state of {source.name}: {size / 1e6:.2f} MB for {count} "
               f"trials ({size / count / 1024:.1f} KB a trial), parsed and dumped again in "
               f"{parse:.3f} s", flush=True)
+        for n in args.results_at:
+            clone = cloned_sweep(source, n, args.storage / f"clone-{n}")
+            wall, cpu = results_seconds(clone)
+            print(f"python -m results on {n} trials cloned from {source.name}: {wall:.1f} s "
+                  f"({cpu:.1f} CPU s)", flush=True)
+            shutil.rmtree(clone)
         for n, (first, later) in bookkeeping_seconds(source, [100, 500, 2000, 10000]).items():
             print(f"driver bookkeeping at n={n}: status file + leaderboard rewrite "
                   f"{first:.3f} s (first), {later:.3f} s (an ended trial's row cached)",
