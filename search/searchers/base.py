@@ -17,6 +17,7 @@ from spaces import constants as C
 if TYPE_CHECKING:
     from search.sweep import SweepSettings
 
+
 def space_of(settings: SweepSettings, *, ordered: bool) -> Callable[[Any], dict[str, Any]]:
     """The sweep's define-by-run space under its limits."""
     return spaces.sampled_space(settings.space, settings.task, max_params=settings.max_params,

@@ -1,8 +1,8 @@
 """`--search tpe` (the default): TPE fitted to short sweeps and to time, with ASHA.
 
-At equal wall-clock time the earlier setup (`--search optuna`) lost to random sampling of its
-own space on MNIST (bench/searchers.py has the figures). Three things are changed, each for a
-reason measured or read there:
+The earlier setup (`--search optuna`) lost to random sampling of its own space on MNIST at equal
+images, on 3 of 3 seeds (bench/efficiency.py, 2026-12-05). Three things are changed, each for a
+reason seen in those sweeps or read in Optuna's TPE:
 - Ordered choices are integers (`filters_log2`, `kernel` step 2, `batch_size_log2`), so TPE's
   kernels reach from 32 filters to its neighbours; as categoricals, each value is its own
   island and the model cannot tell that 32 lies between 16 and 64.
