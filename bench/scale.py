@@ -270,8 +270,8 @@ def worker_loop(trials: int, arm: str, data_dir: str | None) -> list[dict[str, f
             if line.startswith("TRIAL ")]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[100, 500, 2000])
     parser.add_argument("--storage", type=Path, default=REPO / "runs" / "scale")
     parser.add_argument("--trials", choices=tuple(TRIALS), default="fixed")
@@ -280,6 +280,9 @@ def main() -> None:
     parser.add_argument("--searcher-n", type=int, default=None,
                         help="suggestions to time (default: the largest --n)")
     parser.add_argument("--skip-sweeps", action="store_true")
+    parser.add_argument("--evaluate", type=Path, nargs="*", default=[],
+                        help="sweep dirs already run (a stopped one too): their figures, "
+                        "without the driver's RSS")
     parser.add_argument("--results-at", type=int, nargs="*", default=[2000, 10000],
                         help="also time python -m results on sweeps of this many trials "
                         "cloned from the last sweep's (none: skip)")
@@ -291,13 +294,17 @@ def main() -> None:
                         "without Ray, as fixed and as before the fix (0: skip)")
     parser.add_argument("--data-dir", default=os.environ.get("SEARCH_DATA_DIR"))
     parser.add_argument("sweep_args", nargs="*", help="after --: more flags for each sweep")
-    args = parser.parse_args()
-    args.storage.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                            capture_output=True, text=True).stdout.strip()
-    print(f"commit {commit}, {os.cpu_count()} CPUs, storage {args.storage}", flush=True)
-    for arm in ("unfixed", "fixed") if args.worker_trials else ():
-        rows = worker_loop(args.worker_trials, arm, args.data_dir)
+    return parser
+
+
+def _commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def _worker_arms(trials: int, data_dir: str | None) -> None:
+    for arm in ("unfixed", "fixed"):
+        rows = worker_loop(trials, arm, data_dir)
         setups = [r["setup"] for r in rows]
         k = _tenth(setups)
         print(f"worker {arm}: setup median first 10% {statistics.median(setups[:k]):.3f} s, "
@@ -305,42 +312,63 @@ def main() -> None:
               f"(growth {statistics.median(setups[-k:]) / statistics.median(setups[:k]):.2f}); "
               f"objects the collector tracks after trial 2: {int(rows[1]['tracked']):,}, after "
               f"trial {len(rows)}: {int(rows[-1]['tracked']):,}", flush=True)
+
+
+def _sweep_row(label: str, sweep_dir: Path, n: int | None = None,
+               sweep: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The figures of one sweep dir, printed on one line."""
+    trial = trial_figures(sweep_dir)
+    count = n or trial["trials"]
+    disk = disk_bytes(sweep_dir)
+    res, res_cpu = results_seconds(sweep_dir)
+    ran = (f" in {sweep['wall_s']:.0f} s, driver peak RSS {sweep['driver_peak_rss_mb']:.0f} MB"
+           if sweep else "")
+    print(f"{label}: {trial['trials']} trials{ran}; setup median first 10% "
+          f"{trial['setup_first']:.3f} s, last 10% {trial['setup_last']:.3f} s (fifths "
+          f"{', '.join(f'{x:.3f}' for x in trial['setup_fifths'])}); wall per trial first 10% "
+          f"{trial['pace_first']:.3f} s, last 10% {trial['pace_last']:.3f} s; disk "
+          f"{disk / 1e6:.1f} MB ({disk / count / 1024:.0f} KB a trial); python -m results "
+          f"{res:.1f} s ({res_cpu:.1f} CPU s)", flush=True)
+    return {"n": count, **{k: v for k, v in (sweep or {}).items() if k != "dir"}, **trial,
+            "disk_per_trial_kb": disk / count / 1024, "results_s": res,
+            "results_cpu_s": res_cpu}
+
+
+def _driver(source: Path, storage: Path, results_at: list[int]) -> None:
+    size, parse, count = ray_state(source)
+    print(f"Ray's experiment state of {source.name}: {size / 1e6:.2f} MB for {count} "
+          f"trials ({size / count / 1024:.1f} KB a trial), parsed and dumped again in "
+          f"{parse:.3f} s", flush=True)
+    for n in results_at:
+        clone = cloned_sweep(source, n, storage / f"clone-{n}")
+        wall, cpu = results_seconds(clone)
+        print(f"python -m results on {n} trials cloned from {source.name}: {wall:.1f} s "
+              f"({cpu:.1f} CPU s)", flush=True)
+        shutil.rmtree(clone)
+    for n, (first, later) in bookkeeping_seconds(source, [100, 500, 2000, 10000]).items():
+        print(f"driver bookkeeping at n={n}: status file + leaderboard rewrite "
+              f"{first:.3f} s (first), {later:.3f} s (an ended trial's row cached)",
+              flush=True)
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    args.storage.mkdir(parents=True, exist_ok=True)
+    print(f"commit {_commit()}, {os.cpu_count()} CPUs, storage {args.storage}", flush=True)
+    if args.worker_trials:
+        _worker_arms(args.worker_trials, args.data_dir)
     figures = []
     for n in ([] if args.skip_sweeps else args.n):
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                capture_output=True, text=True).stdout.strip()
-        print(f"N={n} at commit {commit}", flush=True)
+        print(f"N={n} at commit {_commit()}", flush=True)
         sweep = run_sweep(n, args.storage, args.trials, args.data_dir, args.sweep_args)
-        trial = trial_figures(sweep["dir"])
-        disk = disk_bytes(sweep["dir"])
-        res, res_cpu = results_seconds(sweep["dir"])
-        row = {"n": n, **{k: v for k, v in sweep.items() if k != "dir"}, **trial,
-               "disk_per_trial_kb": disk / n / 1024, "results_s": res,
-               "results_cpu_s": res_cpu}
-        figures.append(row)
-        print(f"N={n}: {trial['trials']} trials in {sweep['wall_s']:.0f} s; setup median "
-              f"first 10% {trial['setup_first']:.3f} s, last 10% {trial['setup_last']:.3f} s "
-              f"(fifths {', '.join(f'{x:.3f}' for x in trial['setup_fifths'])}); wall per "
-              f"trial first 10% {trial['pace_first']:.3f} s, last 10% "
-              f"{trial['pace_last']:.3f} s; driver peak RSS {sweep['driver_peak_rss_mb']:.0f} "
-              f"MB; disk {disk / 1e6:.1f} MB ({disk / n / 1024:.0f} KB a trial); "
-              f"python -m results {res:.1f} s ({res_cpu:.1f} CPU s)", flush=True)
-    source = args.driver_from or (args.storage / f"scale-{args.n[-1]}" if figures else None)
+        figures.append(_sweep_row(f"N={n}", sweep["dir"], n, sweep))
+    for sweep_dir in args.evaluate:
+        figures.append(_sweep_row(str(sweep_dir), sweep_dir))
+    source = args.driver_from or (args.storage / f"scale-{args.n[-1]}"
+                                  if figures and not args.evaluate else
+                                  (args.evaluate[-1] if args.evaluate else None))
     if source is not None:
-        size, parse, count = ray_state(source)
-        print(f"Ray's experiment state of {source.name}: {size / 1e6:.2f} MB for {count} "
-              f"trials ({size / count / 1024:.1f} KB a trial), parsed and dumped again in "
-              f"{parse:.3f} s", flush=True)
-        for n in args.results_at:
-            clone = cloned_sweep(source, n, args.storage / f"clone-{n}")
-            wall, cpu = results_seconds(clone)
-            print(f"python -m results on {n} trials cloned from {source.name}: {wall:.1f} s "
-                  f"({cpu:.1f} CPU s)", flush=True)
-            shutil.rmtree(clone)
-        for n, (first, later) in bookkeeping_seconds(source, [100, 500, 2000, 10000]).items():
-            print(f"driver bookkeeping at n={n}: status file + leaderboard rewrite "
-                  f"{first:.3f} s (first), {later:.3f} s (an ended trial's row cached)",
-                  flush=True)
+        _driver(source, args.storage, args.results_at)
     top = args.searcher_n or max(args.n)
     marks = [m for m in (100, 500, 1000, 2000, 5000) if m <= top] or [top]
     for search in args.searchers:
