@@ -242,3 +242,48 @@ def test_the_python_api_refits_with_the_same_checks(tmp_path, data_dir):
     (folder / C.FINALISTS_FILE).write_text(json.dumps({"candidates": []}))
     table = refit.Outcome(folder, finished=True).table
     assert list(table["verdict"]) == ["within noise", "reference"]
+
+
+@pytest.mark.slow
+def test_an_interrupted_stage_resumes_without_retraining_a_finished_seed(tmp_path, data_dir):
+    import signal
+    import time
+
+    sweep = fake_sweep(tmp_path / "s", data_dir)
+    args = ["refit", str(sweep), "--top-k", "1", "--repeats", "2", "--refit-epochs", "2",
+            "--subset", "300", "--val-subset", "100", "--study-rows", "mnist/1.2/3",
+            "--max-concurrent", "1", "--address", "local"]
+    env = {**os.environ, "SEARCH_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO)}
+    driver = subprocess.Popen([sys.executable, "-m", "search.cli", *args], env=env, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    experiment = sweep / C.FINALISTS_DIR / refit.RUNS_EXPERIMENT
+
+    def finished() -> list[Path]:  # runs whose last report (with the test figure) is written
+        return [p for p in experiment.glob(f"run_*/{C.RESULT_FILE}")
+                if C.TEST_MSE in p.read_text()]
+
+    deadline = time.monotonic() + 600
+    while not finished() and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(1)
+    done = finished()
+    assert done, "no run finished before the deadline"
+    reports = {p: p.read_text() for p in done}
+    driver.send_signal(signal.SIGINT)  # Ctrl-C: Ray Tune saves its state and stops
+    output, _ = driver.communicate(timeout=300)
+    assert not (sweep / C.FINALISTS_DIR / C.RUNS_FILE).is_file() or driver.returncode != 0, output
+    again = _cli(args, data_dir)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert {p: p.read_text() for p in done} == reports  # not one more report: not retrained
+    runs = pd.read_csv(sweep / C.FINALISTS_DIR / C.RUNS_FILE)
+    assert len(runs) == 4 and runs[C.TEST_MSE].notna().all()
+
+
+def test_a_sweeps_refit_hands_its_finalists_options_to_the_stage():
+    from search.cli import parse
+    from search.launch import finalist_values
+
+    options, given = parse(["--task", "mnist", "--refit", "--repeats", "2", "--study-rows",
+                            "mnist/1.2/3"])
+    options.check(given)
+    assert finalist_values(options) == {"top_k": 3, "repeats": 2,
+                                        "study_rows": ("mnist/1.2/3",)}
