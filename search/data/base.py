@@ -130,8 +130,8 @@ class TaskData:
     val: tuple[Group, ...]
     val_names: tuple[str, ...] = ()
     patch_size: int | None = None
-    patches_per_page: int = 8
-    seed: int = 0
+    patches_per_page: int = default_of("patches_per_page")
+    seed: int = default_of("seed")
     # The untouched test split: loaded only for the finalists stage (`load_task(test=True)`).
     test: tuple[Group, ...] = ()
     test_names: tuple[str, ...] = ()
