@@ -311,29 +311,45 @@ def _best_row_loss(task: str) -> str:
     return next(r for r in study_rows(task) if r.best).config.loss
 
 
+def _command(args: argparse.Namespace, out: Path, task: str, seed: int, arm: str) -> list[str]:
+    command = [sys.executable, __file__, "--job", f"{task},{seed},{arm}",
+               "--out", str(out / f"{task}-{seed}-{arm}.json"),
+               "--time-budget", str(args.time_budget), "--storage", str(out / "sweeps")]
+    if args.budget_images:
+        command += ["--budget-images", str(args.budget_images)]
+    if args.data_dir:
+        command += ["--data-dir", args.data_dir]
+    if args.address:
+        command += ["--address", args.address, "--gpus-per-trial", str(args.gpus_per_trial)]
+    return command
+
+
+def _groups(args: argparse.Namespace, out: Path) -> list[tuple[tuple[str, int], list[str]]]:
+    """The arms still to run of each (task, seed), in seed order."""
+    groups: dict[tuple[str, int], list[str]] = {}
+    for seed in args.seeds:
+        for task in args.tasks:
+            for arm in args.arms:
+                same_as_best_row = arm == "best-row-bce" and _best_row_loss(task) == "bce"
+                if not same_as_best_row and not (out / f"{task}-{seed}-{arm}.json").is_file():
+                    groups.setdefault((task, seed), []).append(arm)
+    return list(groups.items())
+
+
 def _launch(args: argparse.Namespace, out: Path) -> None:
-    """Every job, `--slots` at a time, each arm of a (task, seed) in the same wave."""
-    jobs = [(task, seed, arm) for seed in args.seeds for task in args.tasks for arm in args.arms
-            if not (arm == "best-row-bce" and _best_row_loss(task) == "bce")]  # the same job
+    """Every job, at most `--slots` at a time; the arms of a (task, seed) start together (a
+    group waits for room for all of them), so that they run under the same load."""
+    pending = _groups(args, out)
     running: list[tuple[subprocess.Popen[bytes], str]] = []
-    pending = [j for j in jobs if not (out / f"{j[0]}-{j[1]}-{j[2]}.json").is_file()]
     while pending or running:
-        while pending and len(running) < args.slots:
-            task, seed, arm = pending.pop(0)
-            name = f"{task}-{seed}-{arm}"
-            command = [sys.executable, __file__, "--job", f"{task},{seed},{arm}",
-                       "--out", str(out / f"{name}.json"), "--time-budget", str(args.time_budget),
-                       "--storage", str(out / "sweeps")]
-            if args.budget_images:
-                command += ["--budget-images", str(args.budget_images)]
-            if args.data_dir:
-                command += ["--data-dir", args.data_dir]
-            if args.address:
-                command += ["--address", args.address, "--gpus-per-trial",
-                            str(args.gpus_per_trial)]
-            log = (out / f"{name}.log").open("wb")
-            running.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT),
-                            name))
+        while pending and (not running or len(running) + len(pending[0][1]) <= args.slots):
+            (task, seed), arms = pending.pop(0)
+            for arm in arms:
+                name = f"{task}-{seed}-{arm}"
+                log = (out / f"{name}.log").open("wb")
+                proc = subprocess.Popen(_command(args, out, task, seed, arm), stdout=log,
+                                        stderr=subprocess.STDOUT)
+                running.append((proc, name))
         time.sleep(1)
         for proc, name in list(running):
             if proc.poll() is not None:
