@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from conftest import REPO
@@ -20,7 +21,7 @@ from search.checkpoints import PRUNED_FILE, Finalists, prune, pruned_result, ran
 from spaces import constants as C
 
 
-def _result(val: float, params: int = 1000, **extra: object) -> dict[str, object]:
+def _result(val: float, params: int = 1000, /, **extra: Any) -> dict[str, Any]:
     return {C.VAL_MSE: val, C.PARAMS: params, **extra}
 
 
@@ -46,7 +47,8 @@ def test_trials_that_never_rank_lose_theirs_at_once_and_zero_keeps_all():
 
 def test_the_leaderboards_order_breaks_ties_and_a_tie_with_the_last_kept_stays():
     # val_mse, then fewer parameters, then trial id: the leaderboard's order.
-    assert rank_key(_result(0.02, 500), "b") < rank_key(_result(0.02, 900), "a")
+    fewer, more = rank_key(_result(0.02, 500), "b"), rank_key(_result(0.02, 900), "a")
+    assert fewer is not None and more is not None and fewer < more
     finalists = Finalists(keep=1)
     finalists.ended("a", _result(0.02, 900))
     assert finalists.ended("b", _result(0.02, 500)) == []  # tied on val_mse: both may be best
