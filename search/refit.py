@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -272,6 +273,9 @@ def _tuner(experiment: Path, trainable: Any, runs: list[dict[str, Any]], plan: P
 
     from search.progress import quiet_ray_console
 
+    # An epoch a report, each checkpointed: Ray's warning that it snapshots often says nothing
+    # the user can act on (the variable is the one its message names).
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     param_space = {"run": tune.grid_search(runs)}
     if tune.Tuner.can_restore(str(experiment)):
         return tune.Tuner.restore(str(experiment), trainable, param_space=param_space,
