@@ -170,7 +170,9 @@ def cloned_sweep(source: Path, n: int, target: Path) -> Path:
 
 
 def searcher_seconds(search: str, marks: list[int], seed: int = 0) -> dict[int, float]:
-    """Seconds per suggestion (suggest + on_trial_complete) around each of `marks` trials."""
+    """CPU seconds per suggestion (suggest + on_trial_complete), the mean of the 20 before
+    each of `marks` trials told. CPU time, since the searcher runs in one thread of the
+    driver and a shared machine's wall clock would time its neighbours too."""
     from search.searchers import make
     from search.sweep import SweepSettings
 
@@ -184,12 +186,12 @@ def searcher_seconds(search: str, marks: list[int], seed: int = 0) -> dict[int, 
     out: dict[int, float] = {}
     window: list[float] = []
     for i in range(1, max(marks) + 1):
-        began = time.perf_counter()
+        began = time.process_time()
         config = searcher.suggest(f"t{i:05d}")
         result = {C.OBJECTIVE: rng.uniform(0.01, 0.1), C.TRAINING_ITERATION: 1,
                   C.EPOCH: 1.0, C.IMAGES: 64, "config": config}
         searcher.on_trial_complete(f"t{i:05d}", result)
-        window.append(time.perf_counter() - began)
+        window.append(time.process_time() - began)
         if i in marks:
             out[i] = statistics.mean(window[-min(20, len(window)):])
     return out
@@ -373,7 +375,7 @@ def main() -> None:
     marks = [m for m in (100, 500, 1000, 2000, 5000) if m <= top] or [top]
     for search in args.searchers:
         per = searcher_seconds(search, marks)
-        print(f"searcher {search}: seconds per suggestion " +
+        print(f"searcher {search}: CPU seconds per suggestion " +
               ", ".join(f"{s * 1000:.1f} ms at n={n}" for n, s in per.items()), flush=True)
     for row in figures:
         print(f"RESULT n={row['n']} setup_growth={row['setup_growth']:.3f} "
