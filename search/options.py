@@ -20,11 +20,11 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from spaces import REGISTRY, SAMPLED_SPACES, SPACES
+from spaces import REGISTRY, SPACES
 from spaces.config import LOSSES, MAX_BATCH_SIZE, MAX_EPOCHS, MAX_LR, OPTIMIZERS
 from spaces.errors import UserError
 
@@ -400,8 +400,6 @@ class Options:
     def resolved_name(self) -> str:
         return self.name or f"{self.task}-{'single' if self.mode == TRAIN else self.space}"
 
-    def with_values(self, **values: Any) -> Options:
-        return replace(self, **values)
 
 
 SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in fields(Options)}
@@ -515,6 +513,6 @@ def config_kind(text: str) -> str:
 
 
 __all__ = ["BOTH", "DATA_OPTIONS", "MODES", "REFIT", "REFIT_OPTIONS", "RESUME_FIXED",
-           "SAMPLED_SPACES", "SPECS", "SWEEP", "TRAIN", "InputError", "Options", "Spec",
+           "SPECS", "SWEEP", "TRAIN", "InputError", "Options", "Spec",
            "check_name", "check_refit", "check_value", "config_kind", "default_of", "duration",
            "flag", "from_values", "row_ids", "shape"]
