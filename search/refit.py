@@ -271,6 +271,7 @@ def _tuner(experiment: Path, trainable: Any, runs: list[dict[str, Any]], plan: P
     """A new grid over `runs`, or the interrupted one restored (finished runs are kept)."""
     from ray import tune
 
+    from search.finalist_console import FinalistsConsole
     from search.progress import quiet_ray_console
 
     # An epoch a report, each checkpointed: Ray's warning that it snapshots often says nothing
@@ -287,6 +288,7 @@ def _tuner(experiment: Path, trainable: Any, runs: list[dict[str, Any]], plan: P
                                     trial_dirname_creator=lambda t: f"run_{t.trial_id}"),
         run_config=tune.RunConfig(
             name=experiment.name, storage_path=str(experiment.parent),
+            callbacks=[FinalistsConsole()],
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=1 if verbose else 0, progress_reporter=quiet_ray_console(verbose)),

@@ -175,6 +175,7 @@ def test_a_sweep_refitted_end_to_end_resumes_without_retraining(tmp_path, data_d
             "--subset", "200", "--val-subset", "100", "--address", "local"]
     proc = _cli(args, data_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("finished ") >= 4 and "finished search 1 " in proc.stdout
     runs = pd.read_csv(sweep / C.FINALISTS_DIR / C.RUNS_FILE)
     assert len(runs) == 4 and runs[C.TEST_MSE].notna().all()
     assert sorted(runs["kind"]) == ["search", "search", "study", "study"]
@@ -287,3 +288,13 @@ def test_a_sweeps_refit_hands_its_finalists_options_to_the_stage():
     options.check(given)
     assert finalist_values(options) == {"top_k": 3, "repeats": 2,
                                         "study_rows": ("mnist/1.2/3",)}
+
+
+def test_the_console_says_each_runs_figures():
+    from search.finalist_console import run_line
+
+    line = run_line({"run": {"candidate": "search 1", "seed": 2}},
+                    {C.NOTATION: "2L,4F(3X3)", C.VAL_MSE: 0.0123456, C.TEST_MSE: float("nan"),
+                     C.SECONDS: 12.4, C.VERDICT: C.Status.COLLAPSED}, "finished")
+    assert line == ("finished search 1 2L,4F(3X3) seed 2: val_mse 0.01235, test_mse - (12 s) "
+                    "[COLLAPSED]")
