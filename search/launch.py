@@ -190,11 +190,13 @@ def run_prepared(options: Options, settings: SweepSettings,
             if options.refit:  # the finalists stage, on this Ray, under this driver's lock
                 from search.refit import plan, run_plan
 
-                run_plan(plan(settings.experiment_dir, **finalist_values(options)),
-                         cpus_per_trial=settings.cpus_per_trial,
-                         gpus_per_trial=settings.gpus_per_trial,
-                         max_concurrent=options.max_concurrent, verbose=verbose,
-                         hold_lock=False)
+                stage = run_plan(plan(settings.experiment_dir, **finalist_values(options)),
+                                 cpus_per_trial=settings.cpus_per_trial,
+                                 gpus_per_trial=settings.gpus_per_trial,
+                                 max_concurrent=options.max_concurrent, verbose=verbose,
+                                 hold_lock=False)
+                if not stage.finished:  # `aesearch refit <dir>` continues it
+                    return Outcome(settings.experiment_dir, False)
         finally:
             if owned:
                 ray.shutdown()

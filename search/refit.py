@@ -497,8 +497,9 @@ def _run_locked(plan: Plan, *, address: str | None, cpus: float | None, gpus: fl
             ray.shutdown()
     took = time.monotonic() - began
     if not finished:
-        print(f"the finalists stage ended before every run did ({took:.0f} s); rerun the same "
-              f"command to resume it (finished seeds are kept)")
+        print(f"the finalists stage ended before every run did ({took:.0f} s); continue it "
+              f"with `aesearch refit {plan.sweep_dir}` and the same finalists options "
+              f"(finished seeds are kept)")
     elif best is not None:
         print(f"best finalist (selected on validation): {best['candidate']} "
               f"{best.get(C.NOTATION)} seed {best['seed']}: test_mse {best[C.TEST_MSE]:.5f} "
