@@ -152,7 +152,7 @@ def cloned_sweep(source: Path, n: int, target: Path) -> Path:
             shutil.copy2(path, target / path.name)
     if (source / C.BEST_DIR).is_dir():
         shutil.copytree(source / C.BEST_DIR, target / C.BEST_DIR)
-    originals = trial_dirs(source)
+    originals = [d for d in trial_dirs(source) if read_results(d)]  # trials that reported
     statuses = {}
     for i in range(n):
         origin = originals[i % len(originals)]
