@@ -121,13 +121,15 @@ def test_a_pruned_sweep_killed_mid_way_resumes_without_retraining_and_exports(tm
         assert rows[-1][C.VAL_MSE] == last[C.VAL_MSE]
     statuses = json.loads((sweep / C.STATUS_FILE).read_text())
     assert len(statuses) == 5 and all(s in C.ENDED for s in statuses.values()), statuses
-    with_checkpoints = {p.parent.parent.name
+    # Of the sweep's trials, only the best keeps its checkpoints. (A trial the kill caught
+    # before Ray's state recorded it at all is not the sweep's: the resumed Ray never heard of
+    # it, and its folder stays as it was.)
+    with_checkpoints = {p.parent.parent.name.removeprefix("trial_")
                         for p in sweep.glob(f"trial_*/checkpoint_*/{C.MODEL_FILE}")}
-    assert len(with_checkpoints) <= 1  # the best one (ties aside: none here)
     board = (sweep / C.LEADERBOARD_FILE).read_text().splitlines()
     assert (sweep / C.BEST_DIR / C.MODEL_FILE).is_file()
     best_id = json.loads((sweep / C.BEST_DIR / C.METRICS_FILE).read_text())[C.TRIAL_ID]
-    assert with_checkpoints == {f"trial_{best_id}"}, (with_checkpoints, board[:3])
+    assert with_checkpoints & set(statuses) == {best_id}, (with_checkpoints, board[:3])
 
     # Exported again from the files alone: the same trial.
     (sweep / C.BEST_DIR / C.MODEL_FILE).unlink()
