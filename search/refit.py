@@ -235,15 +235,15 @@ def _resumed(model: ModelConfig, data: TaskData) -> tuple[Any, dict[str, Any]]:
 def train_finalist(config: dict[str, Any], data: TaskData, settings: FinalistSettings) -> None:
     """Ray Tune function trainable: one (config, seed) run, an epoch a report, checkpointed;
     its last report adds the test split's figures."""
-    import keras
     from ray import tune
 
     from search.precision import resolve
     from search.trial import Trial, configure_backend
+    from search.worker import fresh_session
 
     resources = tune.get_context().get_trial_resources().required_resources
     configure_backend(resources.get("CPU"), resources.get("GPU"))
-    keras.backend.clear_session()
+    fresh_session()  # a reused worker's setup stays flat (search/worker.py)
     model = ModelConfig.from_dict(config[C.MODEL_KEY]).replace(epochs=settings.epochs)
     tags = {k: config[k] for k in ("candidate", "kind", "source", "seed")}
     trial, last = _resumed(model, data)

@@ -176,11 +176,17 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
 
     timing = {C.STARTED_AT: started_at, C.IMPORT_SECONDS: imported - began,
               C.SETUP_SECONDS: time.perf_counter() - imported}
-    every = int(settings.checkpoint_every)
+    _train(trial, {C.NODE: node, **timing}, int(settings.checkpoint_every))
+
+
+def _train(trial: Trial, extra: dict[str, Any], every: int) -> None:
+    """Report every `trial.reports()` result with `extra`, checkpointed at every `every`th
+    epoch's end and at the last report; an out-of-memory error ends the trial with its verdict
+    (a retry with the same config and resources runs out again), any other is Ray's to retry
+    from the last checkpoint."""
     try:
         for metrics in trial.reports():
-            metrics[C.NODE] = node
-            metrics.update(timing)
+            metrics.update(extra)
             epoch_end = trial.images % trial.epoch_size == 0
             last = trial.images >= trial.total_images or C.VERDICT in metrics
             if (epoch_end and round(trial.epoch) % every == 0) or last:
@@ -195,8 +201,7 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
     except Exception as exc:
         if not out_of_memory(exc):
             raise  # Ray records it and retries the trial from its last checkpoint
-        # Out of memory: a retry with the same config and resources runs out again.
         reason = f"out of memory: {type(exc).__name__}: {str(exc).strip()[:300]}"
         tune.report(_ended(C.Status.OUT_OF_MEMORY, reason, **{
             C.EPOCH: round(trial.epoch, 6), C.IMAGES: trial.images, C.PARAMS: trial.params,
-            C.SECONDS: trial.seconds, C.NOTATION: trial.notation, C.NODE: node}))
+            C.SECONDS: trial.seconds, C.NOTATION: trial.notation, C.NODE: extra[C.NODE]}))
