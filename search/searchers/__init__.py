@@ -37,7 +37,7 @@ SEARCHERS: dict[str, SearcherSpec] = {
     "tpe": SearcherSpec(
         "cheap_tpe", spaces.SAMPLED_SPACES,
         "TPE on ordered choices, the cheapest of 3 proposals by multiply-adds per image, "
-        "with ASHA (bench/searchers.py compares it with random search at equal time)",
+        "with ASHA (bench/searchers.py compares it with random search)",
         ordered=True),
     "optuna": SearcherSpec(
         "tpe", spaces.SAMPLED_SPACES,
