@@ -50,15 +50,16 @@ class Limits(TypedDict):
 class Footprint:
     params: int
     activation_bytes: int
+    multiply_adds: int  # one forward pass over one image
 
     @property
     def activation_mb(self) -> float:
         return self.activation_bytes / MB
 
 
-def _conv_footprint(config: ModelConfig, height: int, width: int) -> tuple[int, int]:
+def _conv_footprint(config: ModelConfig, height: int, width: int) -> tuple[int, int, int]:
     k2 = config.kernel * config.kernel
-    params = 0
+    params = macs = 0
     values = 0  # per image, summed over layer outputs
     multiple = 2**config.pool
     h, w = height, width
@@ -69,6 +70,7 @@ def _conv_footprint(config: ModelConfig, height: int, width: int) -> tuple[int, 
     for spec in conv_layout(config):
         f = spec["filters"]
         params += k2 * channels * f + f
+        macs += k2 * channels * f * h * w
         channels = f
         outputs = 1 + int(spec["batchnorm"]) + int(spec["dropout"])  # Conv2D, BN, Dropout
         values += outputs * h * w * f
@@ -84,39 +86,43 @@ def _conv_footprint(config: ModelConfig, height: int, width: int) -> tuple[int, 
             channels = f + spec["skip_channels"]
             values += h * w * channels  # Concatenate
     params += k2 * channels + 1  # the final sigmoid Conv2D(1)
+    macs += k2 * channels * h * w
     values += h * w
     if config.pool:
         values += height * width  # CropTo
-    return params, values
+    return params, values, macs
 
 
-def _dense_footprint(config: ModelConfig, height: int, width: int) -> tuple[int, int]:
+def _dense_footprint(config: ModelConfig, height: int, width: int) -> tuple[int, int, int]:
     n_in = height * width
-    params = 0
+    params = macs = 0
     values = n_in  # Flatten
     for spec in dense_layout(config):
         n = spec["width"]
         params += n_in * n + n
+        macs += n_in * n
         n_in = n
         values += (1 + int(spec["batchnorm"]) + int(spec["dropout"])) * n
         if spec["batchnorm"]:
             params += _BATCHNORM_WEIGHTS * n
     values += n_in  # Reshape
-    return params, values
+    return params, values, macs
 
 
 _FAMILIES = {"conv": _conv_footprint, "dense": _dense_footprint}
 
 
 def footprint(config: ModelConfig, input_shape: tuple[int, int]) -> Footprint:
-    """Parameters and activation bytes of `config` on images of `input_shape` (height, width)."""
+    """Parameters, activation bytes and multiply-adds per image of `config` on images of
+    `input_shape` (height, width)."""
     if len(input_shape) != 2 or any(not isinstance(d, int) or d < 1 for d in input_shape):
         raise ConfigError(
             f"the guard sizes a model at one fixed image size (height, width); "
             f"got {input_shape!r}"
         )
-    params, values = _FAMILIES[config.family](config, *input_shape)
-    return Footprint(params=params, activation_bytes=values * config.batch_size * FLOAT_BYTES)
+    params, values, macs = _FAMILIES[config.family](config, *input_shape)
+    return Footprint(params=params, activation_bytes=values * config.batch_size * FLOAT_BYTES,
+                     multiply_adds=macs)
 
 
 def _largest_batch(config: ModelConfig, shape: tuple[int, int], limit_bytes: float) -> int:
@@ -139,27 +145,7 @@ def multiply_adds(config: ModelConfig, input_shape: tuple[int, int]) -> int:
     """Multiply-adds of one forward pass over one image of `input_shape`: a trial's cost per
     training example, known before it trains (the backward pass costs about twice as much,
     in the same proportion for every model)."""
-    height, width = input_shape
-    if config.family == "dense":
-        n_in, total = height * width, 0
-        for spec in dense_layout(config):
-            total += n_in * spec["width"]
-            n_in = spec["width"]
-        return total
-    k2 = config.kernel * config.kernel
-    multiple = 2**config.pool
-    h, w = (-(-height // multiple) * multiple, -(-width // multiple) * multiple)
-    channels, total = 1, 0
-    for spec in conv_layout(config):
-        total += k2 * channels * spec["filters"] * h * w
-        channels = spec["filters"]
-        if spec["pool"]:
-            h, w = h // 2, w // 2
-        if spec["upsample"]:
-            h, w = h * 2, w * 2
-        if spec["skip_channels"]:
-            channels += spec["skip_channels"]
-    return total + k2 * channels * h * w  # the output Conv2D(1)
+    return footprint(config, input_shape).multiply_adds
 
 
 def _violations(
@@ -179,7 +165,8 @@ def _violations(
     evaluation = None
     if eval_batch is not None:
         evaluation = footprint(config.replace(batch_size=eval_batch), input_shape)
-        size = Footprint(train.params, max(train.activation_bytes, evaluation.activation_bytes))
+        size = Footprint(train.params, max(train.activation_bytes, evaluation.activation_bytes),
+                         train.multiply_adds)
     over = []
     if size.params > max_params:
         over.append(
