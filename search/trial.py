@@ -315,10 +315,10 @@ class Trial:
         """The first `BN_STAT_EXAMPLES` training inputs of `epoch`, in training batches."""
         left = BN_STAT_EXAMPLES
         for x, _ in self._epoch_order(epoch):
-            for start in range(0, min(len(x), left), self.config.batch_size):
-                batch = x[start : start + min(self.config.batch_size, left - start)]
-                yield batch
-            left -= min(len(x), left)
+            end = min(len(x), left)
+            for start in range(0, end, self.config.batch_size):
+                yield x[start : min(start + self.config.batch_size, end)]
+            left -= end
             if left <= 0:
                 return
 
