@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from results import finalists, plots
+from results import finalists, front, plots
 from results.importance import param_importances
 from results.leaderboard import (
     curves,
@@ -263,14 +263,14 @@ def study_line(task: str | None) -> tuple[float | None, str]:
 
 def write_plots(board: pd.DataFrame, curve: pd.DataFrame, task: str | None,
                 best_dir: Path, directory: Path, top_k: int,
-                meta: dict | None = None) -> list[Path]:
+                meta: dict | None = None, front: pd.DataFrame | None = None) -> list[Path]:
     study_val, study_label = study_line(task)
     written = [
         plots.learning_curves(curve, board, directory / "curves.png", top_k),
         plots.search_progress(_without_failed(curve, board), directory / "progress.png",
                               study_val=study_val, study_label=study_label,
                               budget=_our_budget(curve, meta or {})),
-        plots.size_vs_quality(board, directory / "pareto.png", _study_points(board)),
+        plots.size_vs_quality(board, directory / "pareto.png", _study_points(board), front),
     ]
     npz = best_dir / C.RECONSTRUCTIONS_FILE
     if npz.is_file():
@@ -278,6 +278,41 @@ def write_plots(board: pd.DataFrame, curve: pd.DataFrame, task: str | None,
                                                   directory / "reconstructions.png",
                                                   title=_model_title(best_dir)))
     return written
+
+
+def write_fronts(loaded: dict[Path, pd.DataFrame], board: pd.DataFrame, out: Path
+                 ) -> tuple[list[Path], list[str], pd.DataFrame | None]:
+    """The front of each multi-objective sweep (sweep.json's objectives), and which of the
+    study's rows replayed among the sweeps given (`--space report`) it covers: a front model
+    at most as large and at most as bad. Returns the files, the summary lines and the fronts
+    together (for the Pareto plot; None when no sweep had several objectives)."""
+    written: list[Path] = []
+    lines: list[str] = []
+    fronts = []
+    names = dict(zip(loaded, sweep_names(list(loaded)), strict=True))
+    rows = succeeded(board)
+    rows = rows[rows["report_model"].fillna("") != ""]
+    for sweep_dir, trials in loaded.items():
+        objectives = read_sweep_meta(sweep_dir).get("objectives") or []
+        if len(objectives) < 2:
+            continue
+        table = front.front_table(trials, objectives)
+        fronts.append(table)
+        stem = "front" if len(loaded) == 1 else f"front-{names[sweep_dir]}"
+        written += _write_table(table, out / C.TABLES_DIR, stem,
+                                f"Pareto front on {', '.join(objectives)} ({names[sweep_dir]})",
+                                note="Healthy trials that trained their whole budget and that "
+                                     "no other such trial beats on every objective.")
+        lines.append(f"front of {names[sweep_dir]} on {', '.join(objectives)}: {len(table)} "
+                     f"model(s)")
+        if len(rows) and {C.PARAMS, C.VAL_MSE} <= set(objectives):
+            covered = front.study_dominance(table, rows)
+            written += _write_table(covered, out / C.TABLES_DIR, f"{stem}-vs-study",
+                                    "The study's rows trained here, against the front")
+            lines.append(f"the front covers {int(covered['covered'].sum())} of {len(covered)} "
+                         f"study rows replayed (a front model at most as large, at most as bad)")
+    together = pd.concat(fronts, ignore_index=True) if fronts else None
+    return written, lines, together
 
 
 def write_finalists(dirs: Sequence[Path], task: str | None, out: Path
@@ -354,7 +389,10 @@ def generate(sweep_dirs: Sequence[str | Path], out: str | Path | None = None,
     task = next((t for t in tasks.values() if t), None)
     meta = read_sweep_meta(dirs[0]) if len(dirs) == 1 else None  # merged sweeps: no one budget
     written += write_tables(board, task, out / C.TABLES_DIR, top_k)
-    written += write_plots(board, curve, task, best_dir, out / C.PLOTS_DIR, top_k, meta)
+    more, said, fronts = write_fronts(loaded, board, out)
+    written += more
+    lines += said
+    written += write_plots(board, curve, task, best_dir, out / C.PLOTS_DIR, top_k, meta, fronts)
     lines += _best_lines(board, task, meta)
     more, said = write_finalists(dirs, task, out)
     written += more

@@ -36,7 +36,8 @@ LEADERBOARD_COLUMNS = (
     "rank", C.TRIAL_ID, "status", "task", "family", "notation", "conv_layers", "filters",
     "kernel", "pool_upsample", "skip", "dropout", "batchnorm", "dense_widths", "loss", "lr",
     "batch_size", "epochs", C.IMAGES, C.PARAMS, C.TRAIN_LOSS, C.VAL_LOSS, C.TRAIN_MSE,
-    C.VAL_MSE, C.VAL_RMSE, C.SECONDS, C.PRECISION, C.NODE, "report_model", "report_val", C.REASON,
+    C.VAL_MSE, C.VAL_RMSE, C.SECONDS, C.LATENCY, C.PRECISION, C.NODE, "report_model",
+    "report_val", C.REASON,
 )
 COLUMNS = list(LEADERBOARD_COLUMNS)
 CURVE_METRICS = (*C.METRICS, C.PARAMS, C.EPOCH_SECONDS, C.SECONDS, C.NODE)
@@ -149,7 +150,7 @@ def trial_record(
         "epochs": _reported_epochs(rows),
         C.IMAGES: last.get(C.IMAGES),
         "target_epochs": target,
-        **{m: last.get(m) for m in (C.PARAMS, *C.METRICS)},
+        **{m: last.get(m) for m in (C.PARAMS, *C.METRICS, C.LATENCY)},
         C.SECONDS: seconds,
         C.PRECISION: last.get(C.PRECISION),
         C.NODE: last.get(C.NODE),
@@ -197,7 +198,7 @@ def trials_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             frame[column] = None
     for column in (*_INT_COLUMNS, "target_epochs"):
         frame[column] = frame[column].astype("Int64")
-    for column in (*C.METRICS, C.SECONDS, "lr", "report_val", "epochs"):
+    for column in (*C.METRICS, C.SECONDS, C.LATENCY, "lr", "report_val", "epochs"):
         frame[column] = frame[column].astype("float64")
     frame["report_model"] = frame["report_model"].fillna("")
     frame[C.REASON] = frame[C.REASON].fillna("")

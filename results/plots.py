@@ -117,10 +117,13 @@ def search_progress(
 
 
 def size_vs_quality(board: pd.DataFrame, path: str | Path,
-                    study_points: pd.DataFrame | None = None) -> Path:
+                    study_points: pd.DataFrame | None = None,
+                    front: pd.DataFrame | None = None) -> Path:
     """val_mse against parameter count (log x), our replays of the study's rows marked, the
     study's published figures for those rows (`study_points`: params, val_mse, id) beside
-    them, and the Pareto front of our trials. Only what is drawn gets a legend entry."""
+    them, and the Pareto front: `front` where a multi-objective sweep gives its own (trials of
+    the whole budget only), else the front of every trial drawn. Only what is drawn gets a
+    legend entry."""
     figure = Figure(figsize=(8, 5), layout="constrained")
     axes = figure.add_subplot()
     points = succeeded(board).dropna(subset=[C.PARAMS])
@@ -139,10 +142,11 @@ def size_vs_quality(board: pd.DataFrame, path: str | Path,
         for _, row in published.iterrows():
             axes.annotate(str(row["id"]), (row[C.PARAMS], row[C.VAL_MSE]), fontsize="x-small",
                           xytext=(4, 4), textcoords="offset points")
-    front = pareto_front(points)
+    label = "Pareto front" if front is None else "the sweep's front (whole budget)"
+    front = pareto_front(points) if front is None else pareto_front(front)
     if not front.empty:
         axes.plot(front[C.PARAMS], front[C.VAL_MSE], drawstyle="steps-post", color="black",
-                  linewidth=1, marker="o", markersize=8, fillstyle="none", label="Pareto front")
+                  linewidth=1, marker="o", markersize=8, fillstyle="none", label=label)
     _note_if_empty(axes, points.empty, "finished trials")
     axes.set(xlabel="parameters", ylabel=C.VAL_MSE, title="Size against quality")
     if not points.empty or not published.empty:

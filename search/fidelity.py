@@ -27,17 +27,18 @@ from search import internals
 from spaces import constants as C
 
 
-def optuna_state(result: dict[str, Any] | None, metric: str, max_t: int,
+def optuna_state(result: dict[str, Any] | None, metric: str | list[str], max_t: int,
                  error: bool) -> TrialState:
     """How Optuna should see an ended trial, from its last result.
 
-    COMPLETE: trained to `max_t` reports with a finite value. PRUNED: stopped earlier (by the
-    scheduler, the budget, or because it collapsed); TPE then uses its intermediate values.
-    FAIL: raised, or diverged (NaN/inf): TPE ignores it.
+    COMPLETE: trained to `max_t` reports with a finite value (of every metric, in a
+    multi-objective sweep). PRUNED: stopped earlier (by the scheduler, the budget, or because
+    it collapsed); TPE then uses its intermediate values, and a multi-objective study keeps it
+    off its Pareto front. FAIL: raised, or diverged (NaN/inf): TPE ignores it.
     """
     result = result or {}
-    value = result.get(metric)
-    if error or value is None or not math.isfinite(value):
+    values = [result.get(m) for m in ([metric] if isinstance(metric, str) else metric)]
+    if error or any(v is None or not math.isfinite(v) for v in values):
         return TrialState.FAIL
     if result.get(C.VERDICT) == C.Status.DIVERGED:
         return TrialState.FAIL
@@ -59,9 +60,12 @@ class FidelityOptunaSearch(OptunaSearch):
         if trial_id in completed or trial_id not in asked:
             super().on_trial_complete(trial_id, result, error)
             return
-        metric = str(self._metric)
+        metric = self._metric
         state = optuna_state(result, metric, self._max_t, error)
-        value = result[metric] if state == TrialState.COMPLETE and result else None
+        value: float | list[float] | None = None
+        if state == TrialState.COMPLETE and result:
+            value = ([float(result[m]) for m in metric] if isinstance(metric, list)
+                     else float(result[str(metric)]))
         study = internals.optuna_study(self)
         if study is None:  # set by OptunaSearch once it has a space, before any trial
             raise RuntimeError("OptunaSearch has no study yet")
@@ -104,6 +108,11 @@ class BudgetStopper(Stopper):
         return self.spent >= self.max_images
 
 
+def protected(config: dict[str, Any], points: list[dict[str, Any]]) -> bool:
+    """Whether a trial's config is one of the warm-start `points` (the study's rows)."""
+    return any(all(config.get(k) == v for k, v in point.items()) for point in points)
+
+
 class WarmStartASHA(ASHAScheduler):
     """ASHA that never stops the warm-start trials (the study's rows, enqueued first).
 
@@ -115,12 +124,9 @@ class WarmStartASHA(ASHAScheduler):
         super().__init__(*args, **kwargs)
         self._protect = [dict(point) for point in protect]
 
-    def _protected(self, config: dict[str, Any]) -> bool:
-        return any(all(config.get(k) == v for k, v in point.items()) for point in self._protect)
-
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         action = super().on_trial_result(tune_controller, trial, result)
-        if action == TrialScheduler.STOP and self._protected(trial.config):
+        if action == TrialScheduler.STOP and protected(trial.config, self._protect):
             reached = result.get(C.TRAINING_ITERATION, 0) >= self._max_t
             return action if reached else TrialScheduler.CONTINUE
         return action

@@ -68,6 +68,7 @@ def settings_from(options: Options) -> SweepSettings:
         storage=options.storage,
         name=options.resolved_name,
         warm_start=options.warm_start,
+        objectives=options.objectives or (C.OBJECTIVE,),
         rows=options.rows,
         guard_shape=guard_shape(options),
         **guard_limits(options),

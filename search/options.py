@@ -77,6 +77,11 @@ def row_ids(text: str) -> tuple[str, ...]:
     return tuple(r.strip() for r in text.split(",") if r.strip())
 
 
+def objective_list(text: str) -> tuple[str, ...]:
+    """Metric names from 'val_mse,params' (checked against the metrics by `Options.check`)."""
+    return tuple(m.strip() for m in text.split(",") if m.strip())
+
+
 def _searches() -> tuple[str, ...]:
     from search.searchers import SEARCHERS
 
@@ -174,6 +179,11 @@ class Options:
                                           "e.g. text/3.3/4,text/3.3/5", "sweep",
                                           modes=ONLY_SWEEP, parse=row_ids, metavar="ID,ID",
                                           resume_fixed=True)
+    objectives: tuple[str, ...] | None = option(
+        None, "search for the models no other beats on all of these at once (a Pareto front), "
+        "e.g. val_mse,params (small and good) or val_mse,latency; each minimized. Trials ASHA "
+        "stops early never enter the front. Default: val_mse alone", "sweep", modes=ONLY_SWEEP,
+        parse=objective_list, metavar="METRIC,METRIC", resume_fixed=True)
     warm_start: str | None = option(None, "give Optuna the study's best rows as first points "
                                     "(off by default)", "sweep", modes=ONLY_SWEEP,
                                     choices=("report",))
@@ -360,6 +370,9 @@ class Options:
             raise InputError("--rows is empty: give study row ids such as mnist/1.2/2")
         if self.warm_start and self.resolved_search == GRID:
             raise InputError("--warm-start seeds Optuna; --search grid replays fixed points")
+        if self.objectives is not None:
+            check_objectives(self.objectives, self.resolved_search)
+
 
     def _check_places(self) -> None:
         for name, what in (("storage", "a folder or a URI"), ("data_dir", "a folder"),
@@ -469,6 +482,27 @@ def check_value(name: str, value: Any) -> None:
         raise InputError(f"{flag(name)} must be less than {high!r}, got {value!r}")
 
 
+def check_objectives(objectives: tuple[str, ...], search: str) -> None:
+    """--objectives: known metrics, each once, no more than `search` can optimize at once."""
+    from search.searchers import SEARCHERS
+    from spaces.constants import OBJECTIVE_METRICS
+
+    known = ", ".join(OBJECTIVE_METRICS)
+    if not objectives:
+        raise InputError(f"--objectives is empty: name metrics among {known}")
+    for metric in objectives:
+        if metric not in OBJECTIVE_METRICS:
+            raise InputError(f"--objectives: unknown metric {metric!r}; the metrics are {known}")
+    repeated = sorted({m for m in objectives if objectives.count(m) > 1})
+    if repeated:
+        raise InputError(f"--objectives names {repeated[0]} twice")
+    most = SEARCHERS[search].max_objectives
+    if len(objectives) > most:
+        why = "it replays fixed points" if most == 1 else f"it optimizes at most {most}"
+        raise InputError(f"--objectives {','.join(objectives)}: --search {search} cannot "
+                         f"optimize {len(objectives)} metrics ({why})")
+
+
 def from_values(values: Mapping[str, Any]) -> Options:
     """Options from keyword values (the Python API): option text such as '20m' or '420x540'
     is parsed as on the command line; an unknown name is an InputError."""
@@ -513,6 +547,6 @@ def config_kind(text: str) -> str:
 
 
 __all__ = ["BOTH", "DATA_OPTIONS", "MODES", "REFIT", "REFIT_OPTIONS", "RESUME_FIXED",
-           "SPECS", "SWEEP", "TRAIN", "InputError", "Options", "Spec",
-           "check_name", "check_refit", "check_value", "config_kind", "default_of", "duration",
-           "flag", "from_values", "row_ids", "shape"]
+           "SPECS", "SWEEP", "TRAIN", "InputError", "Options", "Spec", "check_name",
+           "check_objectives", "check_refit", "check_value", "config_kind", "default_of",
+           "duration", "flag", "from_values", "objective_list", "row_ids", "shape"]

@@ -29,6 +29,7 @@ from search.checkpoints import CheckpointPruner
 from search.console import Budget
 from search.data import DataOptions, TaskData
 from search.fidelity import BudgetStopper, WarmStartASHA
+from search.pareto_asha import ParetoASHA
 from search.progress import INTERRUPTED, SweepCallback, quiet_ray_console, watch_interrupts
 from search.relocate import RelocatableSearchGenerator, RelocatableVariantGenerator
 from search.searchers import SPACES_OF_SEARCH, warm_points
@@ -64,6 +65,7 @@ class SweepSettings:
     storage: str = options.default_of("storage")
     name: str = "sweep"
     warm_start: str | None = None
+    objectives: tuple[str, ...] = (C.OBJECTIVE,)  # several: a multi-objective sweep
     rows: tuple[str, ...] | None = None  # --space report: replay only these study rows
     max_params: int | None = None  # None: the task's default
     max_activation_mb: float | None = None  # None: the task's default
@@ -85,6 +87,10 @@ class SweepSettings:
                 object.__setattr__(self, key, default)
         if self.max_epochs is None:  # complete when built: the epoch budget too
             object.__setattr__(self, "max_epochs", _max_epochs(self))
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
 
     @property
     def is_uri(self) -> bool:
@@ -143,12 +149,22 @@ def report_ids(settings: SweepSettings) -> list[str]:
     return ids
 
 
+def _asha(settings: SweepSettings) -> TrialScheduler:
+    """ASHA on val_mse; with several objectives, ParetoASHA on all of them (one metric would
+    stop the small models a search for small and good ones is after)."""
+    grace = min(settings.grace_period, settings.max_reports)
+    if settings.multi_objective:
+        return ParetoASHA(time_attr=C.TRAINING_ITERATION, objectives=settings.objectives,
+                          max_t=settings.max_reports, grace_period=grace, reduction_factor=3,
+                          protect=warm_points(settings))
+    return WarmStartASHA(time_attr=C.TRAINING_ITERATION, max_t=settings.max_reports,
+                         grace_period=grace, reduction_factor=3, protect=warm_points(settings))
+
+
 SCHEDULERS: dict[str, Callable[[SweepSettings], TrialScheduler]] = {
     # Reports (a fixed number of examples each) are ASHA's time unit; early stopping lives
     # here, never in an Optuna pruner.
-    "asha": lambda s: WarmStartASHA(time_attr=C.TRAINING_ITERATION, max_t=s.max_reports,
-                                    grace_period=min(s.grace_period, s.max_reports),
-                                    reduction_factor=3, protect=warm_points(s)),
+    "asha": _asha,
     "fifo": lambda s: FIFOScheduler(),
 }
 
@@ -183,6 +199,7 @@ def validate(settings: SweepSettings) -> None:
                         ("precision", settings.precision), ("warm_start", settings.warm_start),
                         ("seed", settings.seed)):
         options.check_value(name, value)
+    options.check_objectives(tuple(settings.objectives), settings.search)
     if settings.space not in SPACES_OF_SEARCH[settings.search]:
         raise SweepError(
             "--search grid needs a finite space: use --space report"

@@ -270,6 +270,7 @@ class Trial:
         self.notation = describe(config)
         self._order: tuple[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
         self.baselines = Baselines.of(list(data.val))
+        self.val_images = sum(len(x) for x, _ in data.val)
 
     @property
     def epoch(self) -> float:
@@ -333,7 +334,9 @@ class Trial:
             loss_sum, mse_sum, count = self._train_slice(epoch, start, stop)
             train_seconds = time.perf_counter() - began
             refresh_batchnorm(self.model, self._stat_batches(epoch))
+            predicting = time.perf_counter()
             val = evaluate(self.model, list(self.data.val), self.config.loss, self.eval_batch_size)
+            latency = (time.perf_counter() - predicting) / max(self.val_images, 1)
             val_seconds = time.perf_counter() - began - train_seconds
             self.images += stop - start
             self.seconds += train_seconds
@@ -347,6 +350,7 @@ class Trial:
                 C.EPOCH_SECONDS: train_seconds,
                 C.SECONDS: self.seconds,
                 C.VAL_SECONDS: val_seconds,
+                C.LATENCY: latency,
                 C.NOTATION: self.notation,
                 C.PRECISION: self.precision,
             }

@@ -45,11 +45,17 @@ IMPORT_SECONDS = "import_seconds"
 SETUP_SECONDS = "setup_seconds"
 STARTED_AT = "started_at"
 NOTATION = "notation"
+# Inference seconds per validation image, batched as validation runs (the model's cost to use;
+# a wall-clock figure, so it moves with the machine's load).
+LATENCY = "latency"
 METRICS = (TRAIN_LOSS, VAL_LOSS, TRAIN_MSE, VAL_MSE, VAL_RMSE)
 
 # The sweep's objective: validation MSE is comparable whatever loss a trial trained with.
 OBJECTIVE = VAL_MSE
 MODE = "min"
+# What `--objectives` may name (each minimized): a multi-objective sweep searches for the models
+# no other beats on all of them at once, e.g. val_mse and params (small and good).
+OBJECTIVE_METRICS = (VAL_MSE, PARAMS, LATENCY)
 
 # Ray's own result keys we read back.
 TRAINING_ITERATION = "training_iteration"
@@ -61,6 +67,8 @@ SWEEP_FILE = "sweep.json"  # how the sweep was started: task, space, search, fla
 STATUS_FILE = "trial_status.json"  # {trial_id: status}, rewritten as trials change state
 BEST_DIR = "best"
 SPLITS_FILE = "splits.json"  # the three-way split the sweep selected on: sizes, fingerprint
+# The searcher's Optuna study (a grid's trials mirrored as one): `aesearch dashboard` reads it.
+JOURNAL_FILE = "optuna.journal"
 FINALISTS_DIR = "finalists"  # the finalists stage (aesearch refit): its Ray experiment
 FINALISTS_FILE = "finalists.json"  # in FINALISTS_DIR: what was asked (epochs, repeats, runs)
 RUNS_FILE = "runs.csv"  # in FINALISTS_DIR: one row per finished (candidate, seed) run

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import spaces
+from spaces import constants as C
 
 if TYPE_CHECKING:
     from ray.tune.search import Searcher
@@ -31,6 +32,7 @@ class SearcherSpec:
     spaces: tuple[str, ...]  # the --space values it can search
     why: str  # what the sweep's first lines say of it
     ordered: bool = False  # samples the default space's ordered choices as integers
+    max_objectives: int = len(C.OBJECTIVE_METRICS)  # --objectives it can optimize at once
 
 
 SEARCHERS: dict[str, SearcherSpec] = {
@@ -45,7 +47,8 @@ SEARCHERS: dict[str, SearcherSpec] = {
     "random": SearcherSpec(
         "random_search", spaces.SAMPLED_SPACES, "random sampling of the space, with ASHA"),
     "grid": SearcherSpec(
-        "grid", ("report",), "the study's rows as a grid, each trained as the study printed it"),
+        "grid", ("report",), "the study's rows as a grid, each trained as the study printed it",
+        max_objectives=1),
 }
 
 # What `--search` runs when not given, for a sampled space (a grid replays `--space report`).

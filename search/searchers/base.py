@@ -31,8 +31,9 @@ def optuna_searcher(settings: SweepSettings, sampler: optuna.samplers.BaseSample
     searcher's, so the param space Ray gets is empty)."""
     searcher = FidelityOptunaSearch(
         space=space_of(settings, ordered=ordered),
-        metric=C.OBJECTIVE,
-        mode=C.MODE,
+        # Several objectives: Optuna's multi-objective study (TPE and random handle it).
+        metric=list(settings.objectives) if settings.multi_objective else C.OBJECTIVE,
+        mode=[C.MODE] * len(settings.objectives) if settings.multi_objective else C.MODE,
         sampler=sampler,
         points_to_evaluate=warm_points(settings, ordered=ordered) or None,
         max_t=settings.max_reports,
