@@ -55,7 +55,9 @@ DEFAULTS: dict[str, dict[str, int]] = {
 }
 
 SEARCH_ARMS = ("tpe", "optuna", "random")
-ARMS = (*SEARCH_ARMS, "study", "best-row", "best-row-bce")
+# tpe-mo: the default searcher on two objectives, val_mse and params (bench/pareto.py reads it).
+MULTI_OBJECTIVE = {"tpe-mo": ("val_mse", "params")}
+ARMS = (*SEARCH_ARMS, "study", "best-row", "best-row-bce", *MULTI_OBJECTIVE)
 Report = dict[str, Any]  # t (s since the job's start), images (spent so far), trial, value, ok
 
 
@@ -111,7 +113,9 @@ def _run_sweep(task: str, seed: int, arm: str, args: argparse.Namespace) -> list
         task=task, name=f"{task}-{seed}-{arm}", storage=args.storage, seed=seed, data=options,
         max_epochs=DEFAULTS[task]["epochs"], cpus_per_trial=1.0, max_concurrent=1,
         gpus_per_trial=args.gpus_per_trial,
-        space="report" if grid else "default", search="grid" if grid else arm,
+        space="report" if grid else "default",
+        search="grid" if grid else arm.removesuffix("-mo"),
+        objectives=MULTI_OBJECTIVE.get(arm, ("val_mse",)),
         scheduler="fifo" if grid else "asha", num_samples=1 if grid else -1,
         time_budget_s=None if args.budget_images else args.time_budget,
         budget_epochs=args.budget_images / data.epoch_size if args.budget_images else None,
