@@ -23,7 +23,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from results.render import atomic_write_text
-from search import internals
+from search import internals, journal
 from spaces import constants as C
 
 
@@ -69,6 +69,7 @@ class FidelityOptunaSearch(OptunaSearch):
         study = internals.optuna_study(self)
         if study is None:  # set by OptunaSearch once it has a space, before any trial
             raise RuntimeError("OptunaSearch has no study yet")
+        journal.mark(asked[trial_id], trial_id, result, state)  # the dashboard's status
         study.tell(asked[trial_id], value, state=state)
         completed.add(trial_id)
 

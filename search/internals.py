@@ -79,6 +79,17 @@ INTERNALS = (
              "Optuna's trial for a Ray trial (search.fidelity)", "_ot_trials"),
     Internal("ray.tune.search.optuna", "OptunaSearch",
              "trials already told to Optuna (search.fidelity)", "_completed_trials"),
+    Internal("ray.tune.search.optuna", "OptunaSearch",
+             "a restored searcher's storage: the sweep's journal now (search.relocate)",
+             "_storage"),
+    Internal("optuna.study.study", "Study",
+             "a restored study's storage: the sweep's journal now (search.relocate)",
+             "_storage"),
+    Internal("optuna.study.study", "Study",
+             "whether a journal holds a restored study (search.relocate)", "_study_id"),
+    Internal("optuna.trial._trial", "Trial",
+             "a restored trial's storage: the sweep's journal now (search.relocate)",
+             "storage"),
     Internal("ray.tune.execution.tune_controller", "TuneController.CKPT_FILE_TMPL",
              "Ray's experiment state file, checked before a resume (search.sweep)"),
     Internal("ray.tune.search.searcher", "Searcher.CKPT_FILE_TMPL",
@@ -208,3 +219,29 @@ def optuna_trials(searcher: Any) -> dict[str, Any]:
 def completed_trials(searcher: Any) -> set[str]:
     """The Ray trial ids an OptunaSearch has already told Optuna about."""
     return searcher._completed_trials
+
+
+def replace_optuna_study(searcher: Any, study: Any) -> None:
+    """Give an OptunaSearch another study (the one a fresh journal holds), and its storage."""
+    searcher._ot_study = study
+    searcher._storage = study._storage
+
+
+# --- Optuna: a restored study and its trials ------------------------------------------------------
+def study_storage(study: Any) -> Any:
+    """The storage an Optuna study reads and writes."""
+    return study._storage
+
+
+def study_id(study: Any) -> int:
+    """An Optuna study's id in its storage."""
+    return study._study_id
+
+
+def point_study(study: Any, trials: Any, storage: Any) -> None:
+    """Point a study and its `optuna.Trial`s at `storage` (the same journal, where it is now).
+    Each trial keeps the storage it was created with, besides its study's."""
+    study._storage = storage
+    for trial in trials:
+        trial.study = study
+        trial.storage = storage

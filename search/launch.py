@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search import cluster, splits
+from search import cluster, journal, splits
 from search.data import DataOptions, load_task
 from search.lock import NameLock
 from search.options import InputError, Options
@@ -146,6 +146,7 @@ def _announce(settings: SweepSettings) -> None:
           f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial:g} GPU per "
           f"trial, precision {precision}; outputs in {settings.experiment_dir}")
     print(f"searcher {settings.search}: {SEARCHERS[settings.search].why}", flush=True)
+    print(journal.how_to_watch(settings.experiment_dir, settings.is_uri), flush=True)
     print(f"a report every {settings.report_images:,} training examples "
           f"({settings.reports_per_epoch} per epoch of {settings.epoch_size:,}): ASHA's "
           f"unit; --report-images changes it")

@@ -24,14 +24,15 @@ from ray.tune.search import ConcurrencyLimiter
 import spaces
 from results.render import atomic_write_text
 from results.sweepdir import read_status
-from search import internals, options, searchers
+from search import internals, journal, options, searchers
 from search.checkpoints import CheckpointPruner
 from search.console import Budget
 from search.data import DataOptions, TaskData
 from search.fidelity import BudgetStopper, WarmStartASHA
+from search.mirror import mirror_for
 from search.pareto_asha import ParetoASHA
 from search.progress import INTERRUPTED, SweepCallback, quiet_ray_console, watch_interrupts
-from search.relocate import RelocatableSearchGenerator, RelocatableVariantGenerator
+from search.relocate import RelocatableSearchGenerator, RelocatableVariantGenerator, point_journals
 from search.searchers import SPACES_OF_SEARCH, warm_points
 from search.settings import TrialSettings
 from search.trainable import train_autoencoder
@@ -408,6 +409,8 @@ def _relocate(tuner: tune.Tuner, settings: SweepSettings, meta: dict[str, Any]) 
     search_alg = internals.restored_search_alg(tuner)
     if isinstance(search_alg, (RelocatableSearchGenerator, RelocatableVariantGenerator)):
         search_alg.storage_path, search_alg.name = settings.storage_path, settings.name
+    if not settings.is_uri:  # the Optuna journal (search/journal.py), where the sweep is now
+        point_journals(run_config.callbacks or [], search_alg, settings.experiment_dir)
 
 
 def was_interrupted() -> bool:
@@ -424,6 +427,10 @@ def _restored_tuner(settings: SweepSettings, trainable: Any, meta: dict[str, Any
     sweep creates keep Ray's placeholder where `grid.report_model` fills the model.
     """
     _, param_space = searchers.make(settings)
+    if not settings.is_uri:  # a damaged journal is set aside: the dashboard never harms a sweep
+        damaged = journal.resume_check(journal.journal_path(settings.experiment_dir))
+        if damaged:
+            print(damaged, flush=True)
     tuner = tune.Tuner.restore(f"{settings.storage_path}/{settings.name}", trainable,
                                param_space=param_space or None,
                                resume_unfinished=True, resume_errored=True)
@@ -435,7 +442,8 @@ def _restored_tuner(settings: SweepSettings, trainable: Any, meta: dict[str, Any
 def _search_alg(settings: SweepSettings) -> tuple[Any, dict[str, Any]]:
     """The search algorithm and param space, made here as Ray would make them, so that
     `_relocate` can reach them on a resume."""
-    searcher, param_space = searchers.make(settings)
+    searcher, param_space = searchers.make(
+        settings, journal.for_new_sweep(settings.experiment_dir, settings.is_uri))
     if searcher is None:  # a grid
         return RelocatableVariantGenerator(max_concurrent=settings.max_concurrent or 0), \
             param_space
@@ -468,7 +476,9 @@ def _new_tuner(settings: SweepSettings, trainable: Any, meta: dict[str, Any],
             name=settings.name,
             storage_path=settings.storage_path,
             callbacks=[SweepCallback(settings.experiment_dir, meta, console_budget(settings)),
-                       CheckpointPruner(settings.keep_checkpoints)],
+                       CheckpointPruner(settings.keep_checkpoints),
+                       *mirror_for(settings, report_ids(settings) if settings.search == "grid"
+                                   else [])],
             stop=_budget_stopper(settings),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             checkpoint_config=tune.CheckpointConfig(

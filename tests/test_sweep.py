@@ -113,7 +113,9 @@ def test_optuna_asha_sweep_writes_a_ranked_leaderboard(tmp_path, data_dir):
     progress = [line for line in out if line.startswith("progress: ")]
     assert progress and progress[-1].startswith("progress: 5/5 trials | best 0.")
     others = [line for line in out if line not in trials and line not in progress]
-    assert len(others) <= 10, "\n".join(others)
+    assert f"dashboard: aesearch dashboard {sweep} (or optuna-dashboard {sweep}/optuna.journal)" \
+        in others  # how to watch it (search/journal.py)
+    assert len(others) <= 11, "\n".join(others)
     for noise in ("╭", "│", "oneDNN", "cuda", "Trial status", "Checkpoint successfully",
                   "pid=", "A new study created"):
         assert noise not in proc.stdout + proc.stderr, noise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import spaces
@@ -58,11 +59,13 @@ DEFAULT_SEARCH = "tpe"
 SPACES_OF_SEARCH = {name: spec.spaces for name, spec in SEARCHERS.items()}
 
 
-def make(settings: SweepSettings) -> tuple[Searcher | None, dict[str, Any]]:
+def make(settings: SweepSettings,
+         journal: Path | None = None) -> tuple[Searcher | None, dict[str, Any]]:
     """The sweep's searcher (None for a grid, which Ray's variant generator walks) and the
-    param space Ray gets (empty where the searcher owns the space)."""
+    param space Ray gets (empty where the searcher owns the space). An Optuna searcher keeps
+    its study in `journal` where given (a sweep's; `search.journal`), else in memory."""
     module = importlib.import_module(f"search.searchers.{SEARCHERS[settings.search].module}")
-    searcher, param_space = module.make(settings)
+    searcher, param_space = module.make(settings, journal)
     return searcher, param_space
 
 

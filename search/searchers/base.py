@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from ray.tune.search import Searcher
 
 import spaces
+from search import internals
+from search import journal as journals
 from search.fidelity import FidelityOptunaSearch
 from search.searchers import warm_points
 from spaces import constants as C
@@ -26,9 +29,10 @@ def space_of(settings: SweepSettings, *, ordered: bool) -> Callable[[Any], dict[
 
 
 def optuna_searcher(settings: SweepSettings, sampler: optuna.samplers.BaseSampler, *,
-                    ordered: bool) -> tuple[Searcher, dict[str, Any]]:
+                    ordered: bool, journal: Path | None = None) -> tuple[Searcher, dict[str, Any]]:
     """Ray's `OptunaSearch` around `sampler`, over the sweep's space (the space is the
-    searcher's, so the param space Ray gets is empty)."""
+    searcher's, so the param space Ray gets is empty). With a `journal`, its study, named after
+    the sweep, lives there (`search.journal`: the dashboard shows it); else in memory."""
     searcher = FidelityOptunaSearch(
         space=space_of(settings, ordered=ordered),
         # Several objectives: Optuna's multi-objective study (TPE and random handle it).
@@ -37,5 +41,9 @@ def optuna_searcher(settings: SweepSettings, sampler: optuna.samplers.BaseSample
         sampler=sampler,
         points_to_evaluate=warm_points(settings, ordered=ordered) or None,
         max_t=settings.max_reports,
+        storage=journals.open_storage(journal) if journal is not None else None,
+        study_name=settings.name if journal is not None else None,
     )
+    if journal is not None:  # a new sweep's study: the dashboard names its objective(s)
+        journals.name_metrics(internals.optuna_study(searcher), searcher.metric)
     return searcher, {}

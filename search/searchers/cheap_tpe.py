@@ -27,6 +27,8 @@ from search.searchers.base import optuna_searcher, space_of
 from search.searchers.cost import CheapestOf, Cost, space_cost
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from search.sweep import SweepSettings
 
 N_STARTUP_TRIALS = 5  # random trials first, then TPE (ASHA-stopped trials count)
@@ -48,8 +50,10 @@ def sampler(seed: int, cost: Cost | None = None,
     return tpe if cost is None or candidates <= 1 else CheapestOf(tpe, cost, candidates)
 
 
-def make(settings: SweepSettings) -> tuple[Searcher | None, dict[str, Any]]:
+def make(settings: SweepSettings,
+         journal: Path | None = None) -> tuple[Searcher | None, dict[str, Any]]:
     space = space_of(settings, ordered=True)
     cost = space_cost(space, settings.guard_shape or (28, 28))
-    return optuna_searcher(settings, sampler(settings.seed, cost), ordered=True)
+    return optuna_searcher(settings, sampler(settings.seed, cost), ordered=True,
+                           journal=journal)
 

@@ -11,6 +11,8 @@ from spaces import constants as C
 from spaces import study
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from search.sweep import SweepSettings
 
 
@@ -19,7 +21,9 @@ def report_model(config: dict[str, Any]) -> dict[str, Any]:
     return study.row(config[C.REPORT_KEY]).config.to_dict()
 
 
-def make(settings: SweepSettings) -> tuple[Searcher | None, dict[str, Any]]:
+def make(settings: SweepSettings,
+         journal: Path | None = None) -> tuple[Searcher | None, dict[str, Any]]:
+    """No searcher: `search.mirror` writes the grid's trials into the `journal`."""
     from search.sweep import report_ids
 
     return None, {C.REPORT_KEY: tune.grid_search(report_ids(settings)),

@@ -11,10 +11,13 @@ from ray.tune.search import Searcher
 from search.searchers.base import optuna_searcher
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from search.sweep import SweepSettings
 
 
-def make(settings: SweepSettings) -> tuple[Searcher | None, dict[str, Any]]:
+def make(settings: SweepSettings,
+         journal: Path | None = None) -> tuple[Searcher | None, dict[str, Any]]:
     return optuna_searcher(settings, optuna.samplers.RandomSampler(seed=settings.seed),
-                           ordered=False)
+                           ordered=False, journal=journal)
 

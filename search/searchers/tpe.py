@@ -16,6 +16,8 @@ from ray.tune.search import Searcher
 from search.searchers.base import optuna_searcher
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from search.sweep import SweepSettings
 
 # Random trials before TPE models the results. Optuna's default, 10, suits hundreds of trials;
@@ -31,6 +33,8 @@ def sampler(seed: int) -> optuna.samplers.TPESampler:
                                           n_startup_trials=N_STARTUP_TRIALS, seed=seed)
 
 
-def make(settings: SweepSettings) -> tuple[Searcher | None, dict[str, Any]]:
-    return optuna_searcher(settings, sampler(settings.seed), ordered=False)
+def make(settings: SweepSettings,
+         journal: Path | None = None) -> tuple[Searcher | None, dict[str, Any]]:
+    return optuna_searcher(settings, sampler(settings.seed), ordered=False,
+                           journal=journal)
 
