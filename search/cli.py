@@ -1,9 +1,11 @@
-"""`aesearch`: `sweep`, `train` (one configuration), `results`, `export` and `denoise`.
+"""`aesearch`: `sweep`, `train` (one configuration), `results`, `export`, `denoise` and
+`dashboard`.
 
 `aesearch sweep|train` take the flags that `search/options.py` declares; `python search/run.py
 ...` and `aesearch --task ...` without a command still mean `train` with `--config` and `sweep`
 without (as `ray submit cluster.yaml search/run.py -- ...` does). `results`, `export` and
-`denoise` are `python -m results`, `python -m search.export` and `python -m search.denoise`.
+`denoise` are `python -m results`, `python -m search.export` and `python -m search.denoise`;
+`dashboard` serves Optuna's dashboard on a sweep's journal (`search/dashboard.py`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ commands (optional: without one, --config means train and its absence sweep):
   sweep     search a space on Ray          train     train one --config without Ray
   refit     a sweep's finalists stage      results   tables and plots of sweeps
   export    write a sweep's best/ again    denoise   clean document pages with a model
+  dashboard watch a sweep in the browser (Optuna's dashboard, read only)
 
 examples:
   python search/run.py --task mnist --config '6L,16F(3X3)' --epochs 1 --subset 2000
   aesearch sweep --task mnist-denoise --space report --max-epochs 5 --subset 5000
   aesearch sweep --task text --num-samples 40 --patch-size 96
   aesearch refit runs/mnist-default --refit-epochs 50 --repeats 3
+  aesearch dashboard runs/mnist-default   # prints its URL: http://127.0.0.1:PORT/dashboard/
   ray submit clusters/aws-gpu.yaml search/run.py -- --task text --gpus-per-trial 0.5
 
 resume: rerun the same command with --resume (same --storage and --name). Finished trials are
@@ -180,12 +184,16 @@ def _other(command: str, argv: list[str]) -> int:
         from search.refit import main as refit_main
 
         return refit_main(argv)
+    if command == "dashboard":
+        from search.dashboard import main as dashboard_main
+
+        return dashboard_main(argv)
     from search.denoise import main as denoise_main
 
     return denoise_main(argv)
 
 
-COMMANDS = (SWEEP, TRAIN, "refit", "results", "export", "denoise")
+COMMANDS = (SWEEP, TRAIN, "refit", "results", "export", "denoise", "dashboard")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
