@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,23 @@ def optuna_state(result: dict[str, Any] | None, metric: str | list[str], max_t: 
     return TrialState.COMPLETE
 
 
+def _report_last(trial: Any, result: dict[str, Any] | None, metric: str) -> None:
+    """Give a stopped trial the result it was stopped on as an intermediate value.
+
+    Ray hands the result on which the scheduler stops a trial to `on_trial_complete` only,
+    never to `on_trial_result`, so a trial ASHA stops at its first report would reach Optuna
+    with no intermediate value, and TPE would rank it below every pruned trial, however good.
+    Native Optuna reports before it prunes; this does the same.
+    """
+    result = result or {}
+    value, step = result.get(metric), result.get(C.TRAINING_ITERATION)
+    if value is None or step is None or not math.isfinite(value):
+        return
+    with warnings.catch_warnings():  # a step reported already keeps its value, with a warning
+        warnings.simplefilter("ignore", UserWarning)
+        trial.report(float(value), int(step))
+
+
 class FidelityOptunaSearch(OptunaSearch):
     """`OptunaSearch` that tells stopped trials PRUNED and diverged ones FAIL."""
 
@@ -60,7 +78,8 @@ class FidelityOptunaSearch(OptunaSearch):
         if trial_id in completed or trial_id not in asked:
             super().on_trial_complete(trial_id, result, error)
             return
-        metric = self._metric
+        metric: str | list[str] = self._metric if isinstance(self._metric, list) \
+            else str(self._metric)
         state = optuna_state(result, metric, self._max_t, error)
         value: float | list[float] | None = None
         if state == TrialState.COMPLETE and result:
@@ -69,6 +88,8 @@ class FidelityOptunaSearch(OptunaSearch):
         study = internals.optuna_study(self)
         if study is None:  # set by OptunaSearch once it has a space, before any trial
             raise RuntimeError("OptunaSearch has no study yet")
+        if state == TrialState.PRUNED and not isinstance(metric, list):
+            _report_last(asked[trial_id], result, str(metric))
         journal.mark(asked[trial_id], trial_id, result, state)  # the dashboard's status
         study.tell(asked[trial_id], value, state=state)
         completed.add(trial_id)

@@ -236,3 +236,25 @@ def test_a_draw_over_a_tight_limit_is_narrowed_or_left_for_the_guard_never_raise
     tight = spaces.sampled_space("default", "mnist", max_params=1_000, ordered=True)
     left = ModelConfig.from_dict(tight(FixedTrial(draw))[C.MODEL_KEY])  # over even narrowed
     assert (left.filters, left.kernel) == ((16,) * 6, 3)
+
+
+@pytest.mark.parametrize("search", SAMPLED)
+def test_a_trial_stopped_on_its_first_report_reaches_optuna_with_that_report(search):
+    """Ray gives the result a scheduler stops a trial on to `on_trial_complete` only: the
+    searcher reports it before telling PRUNED, so TPE ranks the trial by it (with no
+    intermediate value it would rank below every pruned trial)."""
+    from search.fidelity import FidelityOptunaSearch
+
+    searcher, _ = searchers.make(_settings(search))
+    assert isinstance(searcher, FidelityOptunaSearch)
+    searcher.set_search_properties(C.OBJECTIVE, C.MODE, {})
+    searcher.suggest("stopped")
+    searcher.on_trial_complete("stopped", {C.OBJECTIVE: 0.02, C.TRAINING_ITERATION: 1})
+    searcher.suggest("twice")  # a step reported already keeps its value
+    searcher.on_trial_result("twice", {C.OBJECTIVE: 0.05, C.TRAINING_ITERATION: 1})
+    searcher.on_trial_complete("twice", {C.OBJECTIVE: 0.04, C.TRAINING_ITERATION: 1})
+    study = searcher._ot_study
+    assert study is not None
+    first, second = study.trials
+    assert first.state == TrialState.PRUNED and first.intermediate_values == {1: 0.02}
+    assert second.state == TrialState.PRUNED and second.intermediate_values == {1: 0.05}
