@@ -35,9 +35,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from results.front import front_table, full_budget, hypervolume_2d, study_dominance  # noqa: E402
-from results.leaderboard import load_trials  # noqa: E402
-from spaces import constants as C  # noqa: E402
+from results.front import front_table, full_budget, hypervolume_2d, study_dominance
+from results.leaderboard import load_trials
+from spaces import constants as C
 
 OBJECTIVES = (C.VAL_MSE, C.PARAMS)
 ARMS = ("tpe-mo", "tpe", "study")

@@ -138,7 +138,7 @@ def _recorded_options(meta: dict[str, Any]) -> dict[str, Any]:
         recorded["num_samples"] = None
     if recorded.get("scheduler") != "asha":
         recorded.pop("grace_period")
-    for name in ("rows", "resize"):
+    for name in ("rows", "resize", "objectives"):
         value = recorded.get(name)
         if value is not None:
             recorded[name] = tuple(value)

@@ -189,6 +189,8 @@ def run_prepared(options: Options, settings: SweepSettings,
             # TensorFlow's start-up lines in this process go to a log file, not the terminal.
             with quiet_native_stderr(settings.experiment_dir / DRIVER_LOG, verbose):
                 export_best(results, data, settings.experiment_dir)
+            if settings.multi_objective and not settings.is_uri:
+                print(front_line(settings.experiment_dir, settings.objectives), flush=True)
             if options.refit:  # the finalists stage, on this Ray, under this driver's lock
                 from search.refit import plan, run_plan
 
@@ -214,6 +216,20 @@ def finalist_values(options: Options) -> dict[str, Any]:
 
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for a program Ctrl-C ended
+
+
+def front_line(experiment_dir: Path, objectives: tuple[str, ...], most: int = 5) -> str:
+    """A multi-objective sweep's last line: its front, smallest first (from the files)."""
+    from results.front import front_table
+    from results.leaderboard import load_trials
+
+    front = front_table(load_trials(experiment_dir), objectives)
+    shown = [f"{row['notation']} ({int(row[C.PARAMS]):,} params, val_mse "
+             f"{row[C.VAL_MSE]:.5f})" for _, row in front.head(most).iterrows()]
+    more = f", and {len(front) - most} more" if len(front) > most else ""
+    return (f"front on {', '.join(objectives)}: {len(front)} model(s) that trained their whole "
+            f"budget: {'; '.join(shown) or 'none yet'}{more} (python -m results "
+            f"{experiment_dir} writes tables/front.md)")
 
 
 def export_best(results: Any, data: Any, experiment_dir: Path, *, refit: bool = False,

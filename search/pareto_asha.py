@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
@@ -62,7 +62,7 @@ def crowding(points: Sequence[Point]) -> list[float]:
     return distance
 
 
-def promoted(rung: dict[str, Point], trial_id: str, reduction_factor: float) -> bool:
+def promoted(rung: Mapping[str, Point], trial_id: str, reduction_factor: float) -> bool:
     """Whether `trial_id` is in the top 1/reduction_factor of `rung` (which holds it): by
     front, then the most isolated within a front (crowding), then the first objective."""
     ids = list(rung)

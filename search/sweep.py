@@ -215,6 +215,10 @@ def validate(settings: SweepSettings) -> None:
         report_ids(settings)  # unknown --rows are named now, not after Ray starts
 
 
+# Settings sweep.json gained later, with the value a sweep recorded before them ran with.
+RECORDED_SINCE: dict[str, Any] = {"objectives": [C.OBJECTIVE]}
+
+
 def _check_resume(settings: SweepSettings, resume: bool) -> None:
     sweep_file = settings.experiment_dir / C.SWEEP_FILE
     exists = sweep_file.is_file()
@@ -242,7 +246,7 @@ def _check_resume(settings: SweepSettings, resume: bool) -> None:
     now_meta = _sweep_meta(settings)
     for key in (*options.RESUME_FIXED, "guard_shape", "data"):
         now = now_meta[key]
-        if before.get(key) != now:
+        if before.get(key, RECORDED_SINCE.get(key)) != now:
             what = "the data flags" if key == "data" else f"--{key.replace('_', '-')}"
             raise SweepError(
                 f"--resume: {what} was {before.get(key)!r} when the sweep started and is "

@@ -3,6 +3,7 @@ what the searcher is told, and the front `results/` builds (stopped trials never
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from types import SimpleNamespace
@@ -177,7 +178,7 @@ def test_hypervolume_2d_is_the_staircases_area():
 
 
 @pytest.mark.slow
-def test_a_multi_objective_sweep_writes_its_front(tmp_path, data_dir):
+def test_a_multi_objective_sweep_writes_its_front(tmp_path, data_dir, capsys):
     """A real tiny sweep on two objectives: the searcher gets metric lists, ParetoASHA stops
     some trials, and `python -m results` writes the front of the trials that finished."""
     import ray
@@ -193,6 +194,7 @@ def test_a_multi_objective_sweep_writes_its_front(tmp_path, data_dir):
                        data_dir=str(data_dir)).run()
     finally:
         ray.shutdown()
+    assert "front on val_mse, params: " in capsys.readouterr().out  # the sweep's last lines
     meta = json.loads((result.experiment_dir / C.SWEEP_FILE).read_text())
     assert meta["objectives"] == list(OBJECTIVES)
     outputs = generate([result.experiment_dir])
@@ -203,3 +205,22 @@ def test_a_multi_objective_sweep_writes_its_front(tmp_path, data_dir):
     assert set(front[C.TRIAL_ID]) <= set(whole[C.TRIAL_ID])
     assert "front of mo on val_mse, params" in outputs.summary
     assert board[C.LATENCY].dropna().gt(0).all()
+
+
+def test_a_sweep_recorded_before_objectives_existed_resumes_as_single_objective(
+        tmp_path, monkeypatch):
+    """sweep.json files written before --objectives lack the key: such a sweep optimized
+    val_mse alone, and resuming it so is not a change of settings."""
+    from search import sweep
+
+    settings = SweepSettings(task="mnist", storage=str(tmp_path), name="old", max_epochs=2)
+    meta = sweep._sweep_meta(settings, finished=False)
+    del meta["objectives"]
+    settings.experiment_dir.mkdir(parents=True)
+    (settings.experiment_dir / C.SWEEP_FILE).write_text(json.dumps(meta))
+    monkeypatch.setattr(sweep.tune.Tuner, "can_restore", staticmethod(lambda path: True))
+    monkeypatch.setattr(sweep, "_check_ray_state", lambda settings: None)
+    sweep._check_resume(settings, resume=True)  # no refusal
+    two = dataclasses.replace(settings, objectives=OBJECTIVES)
+    with pytest.raises(SweepError, match="--objectives was"):
+        sweep._check_resume(two, resume=True)
