@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from optuna.storages import JournalStorage
+from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from search import journal
+from search.union_storage import UnionStorage
 from spaces.errors import UserError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -68,17 +69,31 @@ class _QuietHandler(WSGIRequestHandler):
         return
 
 
-def serve(sweep_dir: Path, host: str = DEFAULT_HOST, port: int = 0) -> WSGIServer:
-    """A server of the dashboard of the sweep in `sweep_dir`, bound but not yet serving (call
-    `serve_forever`). Raises `JournalError` for a missing or damaged journal and
+def storage_of(sweep_dirs: Sequence[Path]) -> BaseStorage:
+    """The sweeps' journals, read only: one sweep's as it is, several as one union (each its
+    own study). Raises `JournalError` for a missing or damaged journal, naming it, and
+    `DashboardError` for a folder that is not there."""
+    storages = []
+    for sweep_dir in sweep_dirs:
+        if not sweep_dir.is_dir():
+            raise DashboardError(f"{sweep_dir}: no such sweep folder")
+        path = journal.journal_path(sweep_dir)
+        journal.check(path, torn_tail_ok=True)  # a record being written now is not damage
+        storages.append((str(sweep_dir), read_only_storage(path)))
+    if len(storages) == 1:
+        return storages[0][1]
+    return UnionStorage(storages)
+
+
+def serve(sweep_dirs: Path | Sequence[Path], host: str = DEFAULT_HOST,
+          port: int = 0) -> WSGIServer:
+    """A server of the dashboard of the sweeps in `sweep_dirs`, bound but not yet serving
+    (call `serve_forever`). Raises `JournalError` for a missing or damaged journal and
     `DashboardError` for a folder or address that cannot be used."""
     import optuna_dashboard
 
-    if not sweep_dir.is_dir():
-        raise DashboardError(f"{sweep_dir}: no such sweep folder")
-    path = journal.journal_path(sweep_dir)
-    journal.check(path, torn_tail_ok=True)  # a record being written now is not damage
-    app = optuna_dashboard.wsgi(read_only_storage(path))
+    dirs = [sweep_dirs] if isinstance(sweep_dirs, Path) else list(sweep_dirs)
+    app = optuna_dashboard.wsgi(storage_of(dirs))
     try:
         return make_server(host, port, app, handler_class=_QuietHandler)
     except OSError as exc:
@@ -99,8 +114,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aesearch dashboard", description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR",
-                        help="a sweep's folder (<storage>/<name>), running or not")
+    parser.add_argument("sweep_dirs", type=Path, nargs="+", metavar="SWEEP_DIR",
+                        help="a sweep's folder (<storage>/<name>), running or not; several "
+                        "are served together, each its own study (e.g. a search beside the "
+                        "grid replay of the study's rows)")
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"the address to listen on (default {DEFAULT_HOST}, this machine "
                         f"only; 0.0.0.0: every interface)")
@@ -118,13 +135,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise DashboardError(f"--port must be between 0 and {MAX_PORT}, got {args.port}")
         if not args.host.strip():
             raise DashboardError("--host is empty: give an address such as 127.0.0.1")
-        server = serve(args.sweep_dir.expanduser(), args.host, args.port)
+        dirs = [d.expanduser() for d in args.sweep_dirs]
+        server = serve(dirs, args.host, args.port)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"dashboard: {url(server, args.host)}", flush=True)
-    print(f"read only, from {journal.journal_path(args.sweep_dir)}; Ctrl-C stops the dashboard "
-          f"(never the sweep)", flush=True)
+    journals = ", ".join(str(journal.journal_path(d)) for d in dirs)
+    print(f"read only, from {journals}; Ctrl-C stops the dashboard (never the sweep)",
+          flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -87,6 +87,9 @@ INTERNALS = (
              "_storage"),
     Internal("optuna.study.study", "Study",
              "whether a journal holds a restored study (search.relocate)", "_study_id"),
+    Internal("optuna.study._frozen", "FrozenStudy",
+             "a study's id in several sweeps' journals served as one (search.union_storage)",
+             "_study_id"),
     Internal("optuna.trial._trial", "Trial",
              "a restored trial's storage: the sweep's journal now (search.relocate)",
              "storage"),
@@ -236,6 +239,15 @@ def study_storage(study: Any) -> Any:
 def study_id(study: Any) -> int:
     """An Optuna study's id in its storage."""
     return study._study_id
+
+
+def with_study_id(study: Any, new_id: int) -> Any:
+    """A copy of a `FrozenStudy` under another id (FrozenStudy's id has no public setter)."""
+    import copy
+
+    listed = copy.copy(study)
+    listed._study_id = new_id
+    return listed
 
 
 def point_study(study: Any, trials: Any, storage: Any) -> None:

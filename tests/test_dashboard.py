@@ -163,3 +163,39 @@ def test_the_dashboard_page_renders_in_a_headless_browser(served, tmp_path):
         assert image.size == (1280, 800)
         colors = image.convert("RGB").getcolors(maxcolors=1 << 16)
     assert colors is None or len(colors) > 50  # a page drawn, not a blank or one-colour one
+
+
+def test_several_sweeps_are_served_side_by_side_each_its_own_study(tmp_path):
+    """`aesearch dashboard A B`: a search beside the grid replay of the study's rows, in one
+    dashboard. Each journal's study keeps its trials; a name both use gets its folder."""
+    import threading
+
+    import optuna
+
+    from search.dashboard import serve
+    from search.union_storage import UnionError, UnionStorage
+
+    dirs = [tmp_path / "search", tmp_path / "replay"]
+    for count, folder in zip((3, 2), dirs, strict=True):
+        folder.mkdir()
+        study = optuna.create_study(storage=journal.open_storage(folder / C.JOURNAL_FILE),
+                                    study_name="sweep")
+        for i in range(count):
+            study.tell(study.ask(), 0.1 * (i + 1))
+    server = serve(dirs, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        studies = _get(f"{base}/api/studies")["study_summaries"]
+        names = sorted(s["study_name"] for s in studies)
+        assert names == ["sweep", f"sweep ({dirs[1]})"]
+        counts = sorted(len(_get(f"{base}/api/studies/{s['study_id']}")["trials"])
+                        for s in studies)
+        assert counts == [2, 3]
+    finally:
+        server.shutdown()
+        server.server_close()
+    union = UnionStorage([(str(d), journal.open_storage(d / C.JOURNAL_FILE)) for d in dirs])
+    with pytest.raises(UnionError, match="read only"):
+        union.delete_study(0)
