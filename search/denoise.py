@@ -140,6 +140,10 @@ def _parser() -> argparse.ArgumentParser:
                         "finalist of its finalists stage (aesearch refit), and print their "
                         "RMSE; --model, --input and --targets then come from the sweep, and "
                         "--output defaults to SWEEP_DIR/finalists/cleaned-test")
+    parser.add_argument("--held-out", type=Path, metavar="SWEEP_DIR",
+                        help="the same with the sweep's own best/ (the search's winner, as it "
+                        "trained in the sweep, no refit); --output defaults to "
+                        "SWEEP_DIR/cleaned-test")
     parser.add_argument("--model", type=Path, help="saved model (.keras)")
     parser.add_argument("--input", type=Path, help="folder or zip of PNG pages")
     parser.add_argument("--output", type=Path, help="folder for the cleaned PNGs")
@@ -154,59 +158,69 @@ CLEANED_TEST_DIR = "cleaned-test"
 RMSE_FILE = "test-rmse.json"
 
 
-def held_out_pages(sweep_dir: Path) -> tuple[Path, list[Page], list[np.ndarray]]:
-    """The best finalist's model and the sweep's test pages with their targets, by name: the
-    labelled pages no trial and no selection saw (the split the sweep recorded)."""
+def held_out_pages(sweep_dir: Path, *, finalists: bool = True
+                   ) -> tuple[Path, list[Page], list[np.ndarray]]:
+    """The best finalist's model (or, without `finalists`, the sweep's own best/) and the
+    sweep's test pages with their targets, by name: the labelled pages no trial and no
+    selection saw (the split the sweep recorded)."""
     import json
 
     from search import splits
     from search.data import DataOptions, load_task
     from spaces import constants as C
 
-    folder = sweep_dir / C.FINALISTS_DIR
+    folder = sweep_dir / C.FINALISTS_DIR if finalists else sweep_dir
+    record_file = folder / (C.FINALISTS_FILE if finalists else C.SWEEP_FILE)
+    flag = "--finalists" if finalists else "--held-out"
     model = folder / C.BEST_DIR / C.MODEL_FILE
     if not model.is_file():
-        raise DataError(f"{sweep_dir}: no best finalist ({model} is missing): run `aesearch "
-                        f"refit {sweep_dir}` first")
+        how = f"run `aesearch refit {sweep_dir}` first" if finalists else \
+            "the sweep exported no best model yet"
+        raise DataError(f"{sweep_dir}: no best {'finalist' if finalists else 'model'} "
+                        f"({model} is missing): {how}")
     try:
-        record = json.loads((folder / C.FINALISTS_FILE).read_text())
+        record = json.loads(record_file.read_text())
         options = dict(record["data"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{sweep_dir}: {C.FINALISTS_FILE} cannot be read ({exc})") from None
+        raise DataError(f"{sweep_dir}: {record_file.name} cannot be read ({exc})") from None
     if record.get("task") != "text":
-        raise DataError(f"{sweep_dir}: a {record.get('task')} sweep; --finalists cleans the "
+        raise DataError(f"{sweep_dir}: a {record.get('task')} sweep; {flag} cleans the "
                         f"text task's held-out pages")
     options["resize"] = tuple(options["resize"]) if options.get("resize") else None
     data = load_task("text", DataOptions(**options), test=True)
-    splits.check(sweep_dir, data.splits, what="--finalists")
+    splits.check(sweep_dir, data.splits, what=flag)
     inputs = [x[i, ..., 0] for x, _ in data.test for i in range(len(x))]
     targets = [y[i, ..., 0] for _, y in data.test for i in range(len(y))]
     return model, list(zip(data.test_names, inputs, strict=True)), targets
 
 
-def _finalists(args: argparse.Namespace) -> int:
-    """--finalists SWEEP_DIR: clean the held-out test pages, write them and their RMSE."""
+def _held_out(args: argparse.Namespace, sweep_dir: Path, *, finalists: bool) -> int:
+    """--finalists / --held-out SWEEP_DIR: clean the held-out test pages, write them and their
+    RMSE."""
     import json
 
     from spaces import constants as C
 
+    flag = "--finalists" if finalists else "--held-out"
     given = [f for f in ("model", "input", "targets", "submission") if getattr(args, f)]
     if given:
-        raise SystemExit(f"error: --{given[0]} comes from the sweep with --finalists")
+        raise SystemExit(f"error: --{given[0]} comes from the sweep with {flag}")
     try:
-        model_path, pages, targets = held_out_pages(args.finalists)
+        model_path, pages, targets = held_out_pages(sweep_dir, finalists=finalists)
     except UserError as exc:  # a DataError, or the split's SplitError
         raise SystemExit(f"error: {exc}") from exc
     from search.models import load_model
 
-    output = args.output or args.finalists / C.FINALISTS_DIR / CLEANED_TEST_DIR
+    output = args.output or (sweep_dir / C.FINALISTS_DIR if finalists else sweep_dir) \
+        / CLEANED_TEST_DIR
     cleaned = clean_pages(load_model(model_path), pages, args.batch_pages)
     write_pages(cleaned, output)
     score = rmse([pixels for _, pixels in cleaned], targets)
     (output / RMSE_FILE).write_text(json.dumps({"rmse": score, "pages": len(cleaned),
                                                 "model": str(model_path)}, indent=2))
+    which = "the best finalist" if finalists else "the sweep's best model"
     print(f"cleaned {len(cleaned)} held-out test pages -> {output}")
-    print(f"test RMSE of the best finalist over {len(cleaned)} pages: {score:.6f}")
+    print(f"test RMSE of {which} over {len(cleaned)} pages: {score:.6f}")
     return 0
 
 
@@ -214,7 +228,7 @@ def _check_files(args: argparse.Namespace) -> None:
     """Without --finalists, the model and the pages are the user's to name."""
     missing = [f"--{f}" for f in ("model", "input", "output") if getattr(args, f) is None]
     if missing:
-        raise SystemExit(f"error: {', '.join(missing)} required (or --finalists SWEEP_DIR)")
+        raise SystemExit(f"error: {', '.join(missing)} required (or --finalists or --held-out SWEEP_DIR)")
     if not args.model.is_file():
         raise SystemExit(f"error: --model {args.model}: no such file")
 
@@ -223,8 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.batch_pages < 1:
         raise SystemExit(f"error: --batch-pages must be >= 1, got {args.batch_pages}")
+    if args.finalists is not None and args.held_out is not None:
+        raise SystemExit("error: --finalists and --held-out each name the model: give one")
     if args.finalists is not None:
-        return _finalists(args)
+        return _held_out(args, args.finalists, finalists=True)
+    if args.held_out is not None:
+        return _held_out(args, args.held_out, finalists=False)
     _check_files(args)
     try:
         pages = load_pages(args.input)

@@ -226,6 +226,31 @@ def test_denoise_cleans_the_held_out_test_pages_with_the_best_finalist(tmp_path,
         main(["--finalists", str(sweep)])
 
 
+def test_denoise_cleans_the_held_out_test_pages_with_the_sweeps_own_best(tmp_path, data_dir,
+                                                                         capsys):
+    """--held-out: the search's winner as the sweep exported it, without a finalists stage."""
+    from search.denoise import CLEANED_TEST_DIR, RMSE_FILE, main
+    from search.models import build_model
+
+    sweep = tmp_path / "text"
+    data = DataOptions(data_dir=str(data_dir), subset=2, val_subset=2)
+    (sweep / C.BEST_DIR).mkdir(parents=True)
+    splits.record(sweep, load_task("text", data).splits, resume=False)
+    (sweep / C.SWEEP_FILE).write_text(json.dumps(
+        {"task": "text", "data": {**data.__dict__, "resize": None}}))
+    model = build_model(ModelConfig(task="text", filters=(2,), epochs=1, batch_size=4),
+                        (None, None))
+    model.save(sweep / C.BEST_DIR / C.MODEL_FILE)
+    assert main(["--held-out", str(sweep)]) == 0
+    score = json.loads((sweep / CLEANED_TEST_DIR / RMSE_FILE).read_text())
+    assert score["pages"] == 24 and 0 < score["rmse"] < 1
+    assert f"sweep's best model over 24 pages: {score['rmse']:.6f}" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="give one"):
+        main(["--held-out", str(sweep), "--finalists", str(sweep)])
+    with pytest.raises(SystemExit, match="no best model"):
+        main(["--held-out", str(tmp_path)])
+
+
 def test_the_python_api_refits_with_the_same_checks(tmp_path, data_dir):
     from search.api import SweepResult
     from search.options import InputError
