@@ -43,6 +43,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -169,16 +170,18 @@ def cloned_sweep(source: Path, n: int, target: Path) -> Path:
     return target
 
 
-def searcher_seconds(search: str, marks: list[int], seed: int = 0) -> dict[int, float]:
+def searcher_seconds(search: str, marks: list[int], seed: int = 0,
+                     journal: Path | None = None) -> dict[int, float]:
     """CPU seconds per suggestion (suggest + on_trial_complete), the mean of the 20 before
     each of `marks` trials told. CPU time, since the searcher runs in one thread of the
-    driver and a shared machine's wall clock would time its neighbours too."""
+    driver and a shared machine's wall clock would time its neighbours too. With `journal`,
+    the study lives in that journal file, as a sweep's does (`search/journal.py`)."""
     from search.searchers import make
     from search.sweep import SweepSettings
 
     settings = SweepSettings(task="mnist", search=search, num_samples=max(marks),
                              max_epochs=1, seed=seed)
-    searcher, space = make(settings)
+    searcher, space = make(settings, journal)
     if searcher is None:
         return {}
     searcher.set_search_properties(C.OBJECTIVE, C.MODE, space or {})
@@ -374,9 +377,15 @@ def main() -> None:
     top = args.searcher_n or max(args.n)
     marks = [m for m in (100, 500, 1000, 2000, 5000) if m <= top] or [top]
     for search in args.searchers:
-        per = searcher_seconds(search, marks)
-        print(f"searcher {search}: CPU seconds per suggestion " +
-              ", ".join(f"{s * 1000:.1f} ms at n={n}" for n, s in per.items()), flush=True)
+        for where in ("memory", "journal"):
+            with tempfile.TemporaryDirectory() as folder:
+                journal = Path(folder) / "optuna.journal" if where == "journal" else None
+                per = searcher_seconds(search, marks, journal=journal)
+                size = f"; the journal {disk_bytes(journal) / max(marks):,.0f} bytes a trial" \
+                    if journal else ""
+            print(f"searcher {search} ({where}): CPU seconds per suggestion " +
+                  ", ".join(f"{s * 1000:.1f} ms at n={n}" for n, s in per.items()) + size,
+                  flush=True)
     for row in figures:
         print(f"RESULT n={row['n']} setup_growth={row['setup_growth']:.3f} "
               f"trial_rate_growth={row['trial_rate_growth']:.3f}")
