@@ -228,7 +228,8 @@ def _check_files(args: argparse.Namespace) -> None:
     """Without --finalists, the model and the pages are the user's to name."""
     missing = [f"--{f}" for f in ("model", "input", "output") if getattr(args, f) is None]
     if missing:
-        raise SystemExit(f"error: {', '.join(missing)} required (or --finalists or --held-out SWEEP_DIR)")
+        raise SystemExit(f"error: {', '.join(missing)} required (or --finalists or --held-out "
+                         f"SWEEP_DIR)")
     if not args.model.is_file():
         raise SystemExit(f"error: --model {args.model}: no such file")
 

@@ -17,12 +17,10 @@ from search.data import DataOptions, load_task
 from search.lock import NameLock
 from search.options import InputError, Options
 from search.outputs import check_output
-from search.precision import FLOAT32
 from search.precision import describe as describe_precision
 from search.searchers import SEARCHERS
 from search.single import default_patches, guard_limits, guard_shape
 from spaces import constants as C
-from spaces.config import ModelConfig
 
 if TYPE_CHECKING:
     from search.sweep import SweepSettings
@@ -232,28 +230,40 @@ def front_line(experiment_dir: Path, objectives: tuple[str, ...], most: int = 5)
             f"{experiment_dir} writes tables/front.md)")
 
 
-def export_best(results: Any, data: Any, experiment_dir: Path, *, refit: bool = False,
-                seed: int = 0) -> None:
-    """Write best/ from the best trial's last checkpoint, or retrain its config on all pages."""
-    from search.export import ExportError, refit_best, write_best
-
-    errors = sum(r.error is not None for r in results)
+def _ray_best(results: Any) -> Any:
+    """The best healthy trial among Ray's results that hold a checkpoint, or None."""
     # Ray's get_best_result does not skip failed trials; the leaderboard ranks them last.
     # Nor do they skip trials that stopped themselves (collapsed, diverged): never exported.
     candidates = [r for r in results if r.error is None and r.checkpoint is not None
                   and not r.metrics.get(C.VERDICT)
                   and math.isfinite(r.metrics.get(C.OBJECTIVE, math.nan))]
-    if not candidates:
+    return min(candidates, key=lambda r: r.metrics[C.OBJECTIVE]) if candidates else None
+
+
+def export_best(results: Any, data: Any, experiment_dir: Path) -> None:
+    """Write best/ from the best trial's last checkpoint.
+
+    The best trial is the leaderboard's, read from the sweep's files where they are local:
+    Ray's in-memory results can lack a checkpoint that is on disk (a trial the budget stopped
+    while its checkpoint was being registered), and then best/ would disagree with the
+    leaderboard and with `python -m search.export`."""
+    from search.export import ExportError, best_checkpoint, write_best
+
+    errors = sum(r.error is not None for r in results)
+    best = _ray_best(results)
+    on_disk = None
+    if any(experiment_dir.glob("trial_*")):
+        try:
+            on_disk = best_checkpoint(experiment_dir)
+        except ExportError:
+            on_disk = None
+    if best is None and on_disk is None:
         print(f"no trial finished with a checkpoint ({errors} failed); nothing exported")
         return
-    best = min(candidates, key=lambda r: r.metrics[C.OBJECTIVE])
-    m = best.metrics
-    if refit:
-        epochs = max(1, math.ceil(m[C.EPOCH] - 1e-9))  # whole epochs: a refit trains no halves
-        config = ModelConfig.from_dict(best.config[C.MODEL_KEY]).replace(epochs=epochs)
-        print(f"refitting {m.get(C.NOTATION)} on all {data.n_train + data.n_val} pages "
-              f"for {config.epochs} epochs in {m.get(C.PRECISION) or FLOAT32}")
-        target = refit_best(config, data, m, experiment_dir / C.BEST_DIR, seed=seed)
+    m = on_disk[1] if on_disk is not None else best.metrics
+    if on_disk is not None:
+        target = write_best(on_disk[0], None, data, m, experiment_dir / C.BEST_DIR,
+                            trial_id=on_disk[2])
     else:
         with best.checkpoint.as_directory() as checkpoint:
             try:
