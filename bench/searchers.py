@@ -166,12 +166,15 @@ def run_job(task: str, seed: int, arm: str, args: argparse.Namespace) -> None:
 
 # --- the comparison ---------------------------------------------------------------------------
 def best_at(reports: list[Report], *, t: float = math.inf, images: float = math.inf) -> float:
-    """The leaderboard's best (a healthy trial's last report) at time `t` / after `images`."""
+    """The leaderboard's best (a healthy trial's last report) at time `t` / after `images`.
+    A trial that ended collapsed or diverged never counts, not even by its reports before
+    (as the leaderboard ranks it, and as a sweep's reports are flagged, by how it ended)."""
+    unhealthy = {r["trial"] for r in reports if not r["ok"]}
     last: dict[str, float] = {}
     for r in reports:
         if r["t"] > t or r["images"] > images:
             break
-        if r["ok"] and math.isfinite(r["value"]):
+        if r["trial"] not in unhealthy and math.isfinite(r["value"]):
             last[r["trial"]] = r["value"]
     return min(last.values(), default=math.inf)
 

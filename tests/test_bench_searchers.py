@@ -24,6 +24,14 @@ def test_best_at_is_the_leaderboard_then_healthy_last_reports_only():
     assert best_at(REPORTS, images=300) == 0.04
 
 
+def test_a_run_that_collapses_later_never_counts_by_its_earlier_reports():
+    """The best row alone reports as it trains; when it collapses at last, its earlier figures
+    are a collapsed trial's, as the leaderboard would rank it: never the best."""
+    reports = [{"t": 1.0, "images": 100, "trial": "row", "value": 0.11, "ok": True},
+               {"t": 2.0, "images": 200, "trial": "row", "value": 0.11, "ok": False}]
+    assert best_at(reports, t=1.5) == math.inf
+
+
 def test_time_to_reach_is_a_fraction_of_the_budget():
     assert time_to_reach(REPORTS, 0.04, budget=10) == 0.3
     assert time_to_reach(REPORTS, 0.01, budget=10) == math.inf
