@@ -13,27 +13,11 @@ import numpy as np
 import pandas as pd
 
 from results.leaderboard import succeeded
+from results.pareto import nondominated
 from spaces import constants as C
 
 FRONT_COLUMNS = ("notation", C.PARAMS, C.VAL_MSE, C.LATENCY, "epochs", C.TRIAL_ID,
                  "report_model")
-
-
-def nondominated(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Rows no other row beats on all `columns` (all minimized); equal rows are all kept.
-    Rows missing a column's value are left out; the index is kept."""
-    missing = [c for c in columns if c not in frame]
-    if missing:
-        raise KeyError(f"nondominated: no column {missing[0]!r} (columns: {', '.join(frame)})")
-    points = frame.dropna(subset=list(columns))
-    values = points[list(columns)].to_numpy(dtype=float)
-    keep = []
-    for i, row in enumerate(values):
-        no_worse = np.all(values <= row, axis=1)
-        better = np.any(values < row, axis=1)
-        if not np.any(no_worse & better):
-            keep.append(i)
-    return points.iloc[keep]
 
 
 def full_budget(trials: pd.DataFrame) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
-from search import journal
+from search import internals, journal
 from search.fidelity import optuna_state
 from search.options import ASHA, GRID
 from spaces import constants as C
@@ -157,8 +157,7 @@ class JournalMirror(tune.Callback):
 
     def _trial_id(self, number: int) -> int:
         """The storage's id of the study's trial `number` (what the storage's writes take)."""
-        self._get_study()
-        study_id = self._storage.get_study_id_from_name(self.study_name)
+        study_id = internals.study_id(self._get_study())
         return self._storage.get_trial_id_from_study_id_trial_number(study_id, number)
 
     def _report(self, trial: Any, result: dict[str, Any]) -> None:

@@ -14,7 +14,8 @@ import pytest
 from optuna.trial import TrialState
 from ray.tune.schedulers import TrialScheduler
 
-from results.front import front_table, hypervolume_2d, nondominated, study_dominance
+from results.front import front_table, hypervolume_2d, study_dominance
+from results.pareto import nondominated
 from search import searchers
 from search.fidelity import FidelityOptunaSearch, optuna_state
 from search.pareto_asha import ParetoASHA, crowding, front_ranks, promoted
