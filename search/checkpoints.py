@@ -85,6 +85,9 @@ def prune(trial: Any) -> int:
     if located is None:
         return 0
     filesystem, trial_dir = located
+    # A trial ASHA stopped at its first report never checkpointed, and Ray may not have made
+    # its folder on the storage yet.
+    filesystem.create_dir(trial_dir, recursive=True)
     with filesystem.open_output_stream(f"{trial_dir}/{PRUNED_FILE}") as out:
         out.write(json.dumps(trial.last_result or {}, default=str).encode())
     selector = pafs.FileSelector(trial_dir, allow_not_found=True)

@@ -76,6 +76,13 @@ def test_prune_removes_checkpoint_folders_and_leaves_the_last_result(tmp_path):
     assert pruned_result(trial.storage) == last
 
 
+def test_prune_of_a_trial_whose_folder_storage_has_not_made_yet_leaves_its_result(tmp_path):
+    # ASHA stopped it at its first report: no checkpoint, and no folder on the storage yet.
+    trial = _ray_trial(tmp_path / "trial_t1", _result(0.2))
+    assert prune(trial) == 0
+    assert pruned_result(trial.storage) == _result(0.2)
+
+
 SMALL = ["--subset", "64", "--val-subset", "64"]
 
 
