@@ -6,8 +6,10 @@
     python bench/searchers.py --summarize DIR      # the tables and RESULT lines again
 
 Each job is one (task, seed, arm) in its own process, given `--time-budget` wall seconds:
-  tpe / optuna / random: a sweep of the default space with that searcher and ASHA, trials of
-      at most `DEFAULTS[task]["epochs"]` epochs on small subsets (below);
+  tpe / optuna / random: a sweep of the default space with that searcher and ASHA, on small
+      subsets (below). With a time budget, ASHA's rungs are in seconds fitted to it and its
+      leader trains on until the time is up (search/leader_asha.py), as the best row does;
+      with --budget-images, trials of at most `DEFAULTS[task]["epochs"]` epochs;
   study: the study's rows of the task as a grid (FIFO), the same epochs each, in table order;
   best-row: the study's best row of the task, trained alone (no Ray) until the time is up,
       with its own loss; best-row-bce: the same with binary cross-entropy, the default
@@ -53,6 +55,8 @@ DEFAULTS: dict[str, dict[str, int]] = {
     "mnist-denoise": {"subset": 1000, "val_subset": 300, "epochs": 2},
     "text": {"subset": 20, "val_subset": 2, "epochs": 2, "patch_size": 48},
 }
+
+ROW_EPOCHS = 10_000  # "until the time is up": more than any job's budget trains
 
 SEARCH_ARMS = ("tpe", "optuna", "random")
 # tpe-mo: the default searcher on two objectives, val_mse and params (bench/pareto.py reads it).
@@ -111,7 +115,9 @@ def _run_sweep(task: str, seed: int, arm: str, args: argparse.Namespace) -> list
     grid = arm == "study"
     settings = SweepSettings(
         task=task, name=f"{task}-{seed}-{arm}", storage=args.storage, seed=seed, data=options,
-        max_epochs=DEFAULTS[task]["epochs"], cpus_per_trial=1.0, max_concurrent=1,
+        # Under a time budget only the time ends a search's trial, as for the best row alone.
+        max_epochs=DEFAULTS[task]["epochs"] if args.budget_images or grid else ROW_EPOCHS,
+        cpus_per_trial=1.0, max_concurrent=1,
         gpus_per_trial=args.gpus_per_trial,
         space="report" if grid else "default",
         search="grid" if grid else arm.removesuffix("-mo"),
@@ -140,7 +146,8 @@ def _run_row(task: str, seed: int, arm: str, args: argparse.Namespace) -> list[R
     options = _options(task, args.data_dir)
     data = load_task(task, options)
     row = next(r for r in study_rows(task) if r.best)
-    config = row.config.replace(epochs=10_000, **({"loss": "bce"} if arm.endswith("bce") else {}))
+    config = row.config.replace(epochs=ROW_EPOCHS,
+                                **({"loss": "bce"} if arm.endswith("bce") else {}))
     settings = with_data(SweepSettings(task=task, data=options), data)
     trial = Trial(config, data, seed=seed, report_images=report_images(settings, data))
     start, out = time.perf_counter(), []

@@ -220,6 +220,9 @@ class Progress:
             figures.append(f"params {int(result[C.PARAMS]):,}")
         if result.get(C.SECONDS) is not None:
             figures.append(f"{float(result[C.SECONDS]):.1f}s")
+        config = result.get("config")
+        if isinstance(config, dict) and config.get(C.EXPLOIT):  # search/exploit.py
+            how = f"the search's best config, trained on: {how}"
         return f"{n} trial {trial_id}  {notation}  {how}" + (
             "  " + "  ".join(figures) if figures else "")
 

@@ -28,14 +28,15 @@ from search import internals, journal
 from spaces import constants as C
 
 
-def optuna_state(result: dict[str, Any] | None, metric: str | list[str], max_t: int,
-                 error: bool) -> TrialState:
+def optuna_state(result: dict[str, Any] | None, metric: str | list[str], max_t: float,
+                 error: bool, *, time_attr: str = C.TRAINING_ITERATION) -> TrialState:
     """How Optuna should see an ended trial, from its last result.
 
-    COMPLETE: trained to `max_t` reports with a finite value (of every metric, in a
-    multi-objective sweep). PRUNED: stopped earlier (by the scheduler, the budget, or because
-    it collapsed); TPE then uses its intermediate values, and a multi-objective study keeps it
-    off its Pareto front. FAIL: raised, or diverged (NaN/inf): TPE ignores it.
+    COMPLETE: trained to `max_t` (reports, or seconds where `time_attr` says so) with a
+    finite value (of every metric, in a multi-objective sweep). PRUNED: stopped earlier (by
+    the scheduler, the budget, or because it collapsed); TPE then uses its intermediate
+    values, and a multi-objective study keeps it off its Pareto front. FAIL: raised, or
+    diverged (NaN/inf): TPE ignores it.
     """
     result = result or {}
     values = [result.get(m) for m in ([metric] if isinstance(metric, str) else metric)]
@@ -43,12 +44,24 @@ def optuna_state(result: dict[str, Any] | None, metric: str | list[str], max_t: 
         return TrialState.FAIL
     if result.get(C.VERDICT) == C.Status.DIVERGED:
         return TrialState.FAIL
-    if result.get(C.VERDICT) or result.get(C.TRAINING_ITERATION, 0) < max_t:
+    if result.get(C.VERDICT) or result.get(time_attr, 0) < max_t:
         return TrialState.PRUNED
     return TrialState.COMPLETE
 
 
-def _report_last(trial: Any, result: dict[str, Any] | None, metric: str) -> None:
+def step_of(result: dict[str, Any], time_attr: str = C.TRAINING_ITERATION) -> int | None:
+    """The step Optuna files an intermediate value under: the report's number, or with
+    seconds as the unit, milliseconds of training. TPE ranks a pruned trial by the last step
+    it reached, so the step must be the unit ASHA judged it in: in reports, a cheap model
+    would look further along than a costly one stopped at the same rung."""
+    value = result.get(time_attr)
+    if value is None or not math.isfinite(value):
+        return None
+    return int(value) if time_attr == C.TRAINING_ITERATION else int(round(value * 1000))
+
+
+def _report_last(trial: Any, result: dict[str, Any] | None, metric: str,
+                 time_attr: str = C.TRAINING_ITERATION) -> None:
     """Give a stopped trial the result it was stopped on as an intermediate value.
 
     Ray hands the result on which the scheduler stops a trial to `on_trial_complete` only,
@@ -57,7 +70,7 @@ def _report_last(trial: Any, result: dict[str, Any] | None, metric: str) -> None
     Native Optuna reports before it prunes; this does the same.
     """
     result = result or {}
-    value, step = result.get(metric), result.get(C.TRAINING_ITERATION)
+    value, step = result.get(metric), step_of(result, time_attr)
     if value is None or step is None or not math.isfinite(value):
         return
     with warnings.catch_warnings():  # a step reported already keeps its value, with a warning
@@ -68,9 +81,23 @@ def _report_last(trial: Any, result: dict[str, Any] | None, metric: str) -> None
 class FidelityOptunaSearch(OptunaSearch):
     """`OptunaSearch` that tells stopped trials PRUNED and diverged ones FAIL."""
 
-    def __init__(self, *args: Any, max_t: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_t: float, time_attr: str = C.TRAINING_ITERATION,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._max_t = max_t
+        self._time_attr = time_attr
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if self._time_attr == C.TRAINING_ITERATION or isinstance(self._metric, list):
+            super().on_trial_result(trial_id, result)
+            return
+        asked = internals.optuna_trials(self)
+        step, value = step_of(result, self._time_attr), result.get(str(self._metric))
+        if trial_id in asked and trial_id not in internals.completed_trials(self) \
+                and step is not None and value is not None:
+            with warnings.catch_warnings():  # two reports in one millisecond: the first kept
+                warnings.simplefilter("ignore", UserWarning)
+                asked[trial_id].report(float(value), step)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
@@ -80,7 +107,7 @@ class FidelityOptunaSearch(OptunaSearch):
             return
         metric: str | list[str] = self._metric if isinstance(self._metric, list) \
             else str(self._metric)
-        state = optuna_state(result, metric, self._max_t, error)
+        state = optuna_state(result, metric, self._max_t, error, time_attr=self._time_attr)
         value: float | list[float] | None = None
         if state == TrialState.COMPLETE and result:
             value = ([float(result[m]) for m in metric] if isinstance(metric, list)
@@ -89,7 +116,7 @@ class FidelityOptunaSearch(OptunaSearch):
         if study is None:  # set by OptunaSearch once it has a space, before any trial
             raise RuntimeError("OptunaSearch has no study yet")
         if state == TrialState.PRUNED and not isinstance(metric, list):
-            _report_last(asked[trial_id], result, str(metric))
+            _report_last(asked[trial_id], result, str(metric), self._time_attr)
         journal.mark(asked[trial_id], trial_id, result, state)  # the dashboard's status
         study.tell(asked[trial_id], value, state=state)
         completed.add(trial_id)

@@ -145,9 +145,18 @@ def _announce(settings: SweepSettings) -> None:
           f"trial, precision {precision}; outputs in {settings.experiment_dir}")
     print(f"searcher {settings.search}: {SEARCHERS[settings.search].why}", flush=True)
     print(journal.how_to_watch(settings.experiment_dir, settings.is_uri), flush=True)
-    print(f"a report every {settings.report_images:,} training examples "
-          f"({settings.reports_per_epoch} per epoch of {settings.epoch_size:,}): ASHA's "
-          f"unit; --report-images changes it")
+    reports = (f"a report every {settings.report_images:,} training examples "
+               f"({settings.reports_per_epoch} per epoch of {settings.epoch_size:,})")
+    if settings.by_time and settings.time_budget_s is not None:
+        from search.exploit import EXPLORE_SHARE
+        from search.time_asha import time_rungs
+
+        rungs = ", ".join(f"{r:.0f}" for r in time_rungs(settings.time_budget_s))
+        print(f"{reports}; ASHA's unit: seconds of training, fitted to --time-budget: rungs at "
+              f"{rungs} s. After {settings.time_budget_s * EXPLORE_SHARE:.0f} s, the best "
+              f"config at {rungs.split(', ')[-1]} s trains again until the budget ends")
+    else:
+        print(f"{reports}: ASHA's unit; --report-images changes it")
 
 
 def run_prepared(options: Options, settings: SweepSettings,

@@ -155,7 +155,9 @@ class Options:
     max_epochs: int | None = option(None, "epochs per trial and ASHA's max_t (default: the "
                                     "study's: 50 for MNIST, 25 for text)", "sweep", low=1,
                                     high=MAX_EPOCHS, integer=True, resume_fixed=True)
-    grace_period: int = option(1, "ASHA: reports before a trial can stop", "sweep",
+    grace_period: int = option(1, "ASHA: reports before a trial can stop (with "
+                               "--time-budget, ASHA counts seconds instead, its rungs fitted to "
+                               "the budget)", "sweep",
                                modes=ONLY_SWEEP, low=1, integer=True)
     report_images: int | None = option(None, "training examples between two reports, ASHA's "
                                        "unit (default: automatic, several reports an epoch; "
@@ -366,6 +368,10 @@ class Options:
         if "grace_period" in given and self.scheduler == FIFO:
             raise InputError("--grace-period is ASHA's; --scheduler fifo never stops a trial "
                              "early")
+        if "grace_period" in given and self.time_budget and len(self.objectives or ()) < 2:
+            raise InputError("--grace-period counts reports; with --time-budget, ASHA's rungs "
+                             "are seconds of training fitted to the budget (the run prints "
+                             "them): drop one of the two")
         if self.rows is not None and not self.rows:
             raise InputError("--rows is empty: give study row ids such as mnist/1.2/2")
         if self.warm_start and self.resolved_search == GRID:

@@ -28,6 +28,7 @@ from search import internals, journal, options, searchers
 from search.checkpoints import CheckpointPruner
 from search.console import Budget
 from search.data import DataOptions, TaskData
+from search.exploit import EXPLORE_SHARE, ExploitBest
 from search.fidelity import BudgetStopper, WarmStartASHA
 from search.mirror import mirror_for
 from search.pareto_asha import ParetoASHA
@@ -35,6 +36,7 @@ from search.progress import INTERRUPTED, SweepCallback, quiet_ray_console, watch
 from search.relocate import RelocatableSearchGenerator, RelocatableVariantGenerator, point_journals
 from search.searchers import SPACES_OF_SEARCH, warm_points
 from search.settings import TrialSettings
+from search.time_asha import TimeASHA, time_rungs
 from search.trainable import train_autoencoder
 from spaces import constants as C
 from spaces import study
@@ -123,6 +125,22 @@ class SweepSettings:
         """A full trial's reports: ASHA's max_t, and what the searcher counts as complete."""
         return self.epoch_budget * self.reports_per_epoch
 
+    @property
+    def by_time(self) -> bool:
+        """Whether ASHA's unit is seconds of training, its rungs fitted to `--time-budget`
+        (search/time_asha.py), and its best trains on (search/exploit.py): a single-objective
+        ASHA sweep with a time budget."""
+        return (self.scheduler == options.ASHA and self.time_budget_s is not None
+                and not self.multi_objective)
+
+    @property
+    def fidelity(self) -> tuple[str, float]:
+        """ASHA's unit (a result key) and a complete trial's amount of it: what the searcher
+        tells Optuna COMPLETE rather than PRUNED."""
+        if self.by_time and self.time_budget_s is not None:
+            return C.TIME_TOTAL, time_rungs(self.time_budget_s)[-1]
+        return C.TRAINING_ITERATION, float(self.max_reports)
+
     def trainable_settings(self) -> TrialSettings:
         """What each trial is told (after `prepare` and `with_data`)."""
         if self.max_params is None or self.max_activation_mb is None or self.guard_shape is None:
@@ -151,8 +169,11 @@ def report_ids(settings: SweepSettings) -> list[str]:
 
 
 def _asha(settings: SweepSettings) -> TrialScheduler:
-    """ASHA on val_mse; with several objectives, ParetoASHA on all of them (one metric would
-    stop the small models a search for small and good ones is after)."""
+    """ASHA on val_mse: in seconds under a time budget (TimeASHA), else in reports; with
+    several objectives, ParetoASHA on all of them (one metric would stop the small models a
+    search for small and good ones is after)."""
+    if settings.by_time and settings.time_budget_s is not None:
+        return TimeASHA(time_rungs(settings.time_budget_s), protect=warm_points(settings))
     grace = min(settings.grace_period, settings.max_reports)
     if settings.multi_objective:
         return ParetoASHA(time_attr=C.TRAINING_ITERATION, objectives=settings.objectives,
@@ -340,15 +361,20 @@ def _all_trials_ended(settings: SweepSettings, *, out_of_budget: bool = False) -
 
 def report_images(settings: SweepSettings, data: TaskData) -> int:
     """Examples per report: --report-images, else enough that validating costs at most about
-    half of the training between two reports (validation sees whole images), at least 8
-    reports an epoch where the data allows, never more than one epoch."""
+    half of the training between two reports (validation sees whole images, at about a third
+    of training's cost per pixel), at least 8 reports an epoch where the data allows, never
+    more than one epoch. With rungs in seconds (`by_time`), twice as often: a costly config's
+    first verdict then comes near the first rung rather than several rungs later, and the
+    one trial trained on reports less often (search/trainable.py)."""
     if settings.report_images:
         return min(settings.report_images, data.epoch_size)
     first, _ = data.training_groups(0)[0]
     train_pixels = first.shape[1] * first.shape[2]
     val_pixels = sum(x.shape[0] * x.shape[1] * x.shape[2] for x, _ in data.val)
-    validation_cost = math.ceil(2 * val_pixels / train_pixels)
-    return int(min(data.epoch_size, max(validation_cost, math.ceil(data.epoch_size / 8))))
+    share = 1 if settings.by_time else 2  # validation's pixels per training pixel, at most
+    validation_cost = math.ceil(share * val_pixels / train_pixels)
+    least = math.ceil(data.epoch_size / (16 if settings.by_time else 8))
+    return int(min(data.epoch_size, max(validation_cost, least)))
 
 
 def with_data(settings: SweepSettings, data: TaskData) -> SweepSettings:
@@ -451,6 +477,9 @@ def _search_alg(settings: SweepSettings) -> tuple[Any, dict[str, Any]]:
     if searcher is None:  # a grid
         return RelocatableVariantGenerator(max_concurrent=settings.max_concurrent or 0), \
             param_space
+    if settings.by_time and settings.time_budget_s is not None:
+        searcher = ExploitBest(searcher, explore_s=settings.time_budget_s * EXPLORE_SHARE,
+                               max_t=settings.fidelity[1])
     if settings.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
     return RelocatableSearchGenerator(searcher), param_space

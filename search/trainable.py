@@ -31,6 +31,7 @@ from spaces.notation import describe
 # What a trial that ended with a verdict and no training reports: every metric NaN, so the
 # searcher counts it FAIL and it never ranks (Ray requires the objective in every result).
 _NO_METRICS = dict.fromkeys(C.METRICS, math.nan)
+EXPLOIT_REPORT_SPACING = 4  # the trained-on best reports every 4 reports' worth of examples
 
 
 def out_of_memory(exc: BaseException) -> bool:
@@ -163,6 +164,10 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
         return
 
     report_images = settings.report_images
+    if config.get(C.EXPLOIT) and report_images:
+        # The search's best, trained on (search/exploit.py): no scheduler judges it, so it
+        # validates less often and trains more of the budget.
+        report_images *= EXPLOIT_REPORT_SPACING
     trial, last_metrics = _resumed(model, data, report_images)
     if trial is None:
         trial = Trial(model, data, report_images=report_images,

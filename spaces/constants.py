@@ -59,6 +59,9 @@ OBJECTIVE_METRICS = (VAL_MSE, PARAMS, LATENCY)
 
 # Ray's own result keys we read back.
 TRAINING_ITERATION = "training_iteration"
+TIME_TOTAL = "time_total_s"  # a trial's wall seconds so far: a time-budgeted ASHA's unit
+# In a trial's config: the best config of a time-budgeted search, trained on (search/exploit.py).
+EXPLOIT = "exploit"
 TRIAL_ID = "trial_id"
 
 # Files in <storage>/<name>/.

@@ -102,6 +102,8 @@ SINGLE = ["--task", "mnist", "--config", "2L,8F(3X3)"]
     (["--task", "mnist", "--config", "mnist/1.2/2", "--pool", "1+1"],
      "--pool is part of the study's notation; the study row mnist/1.2/2"),
     (["--task", "mnist", "--scheduler", "fifo", "--grace-period", "2"], "--grace-period is ASHA"),
+    (["--task", "mnist", "--time-budget", "5m", "--grace-period", "2"],
+     "--grace-period counts reports; with --time-budget"),
     (["--task", "mnist", "--space", "report", "--warm-start", "report"],
      "--warm-start seeds Optuna"),
     # configs the image size rules out, refused before the data is read

@@ -129,11 +129,11 @@ class _Scripted(optuna.samplers.RandomSampler):
         return self.proposals.pop(0)
 
 
-def test_cheapest_of_runs_the_cheapest_proposal_and_leaves_the_start_random():
+def test_cheapest_of_runs_the_cheapest_proposal():
     base = _Scripted([{"x": 5}, {"x": 2}, {"x": 7}, {"x": 4}, {"x": 4}, {"x": 9}], start=1)
-    sampler = CheapestOf(base, cost=lambda params: float(params["x"]), candidates=3)
+    sampler = CheapestOf(base, cost=lambda params: float(params["x"]), candidates=3, seed=0)
     study = optuna.create_study(sampler=sampler)
-    first = study.ask()  # the start: no relative proposal, so no candidates drawn
+    first = study.ask()  # the start: no relative proposal from the base
     first.suggest_int("x", 0, 9)
     assert base.calls == 0
     study.tell(first, 1.0)
@@ -141,6 +141,30 @@ def test_cheapest_of_runs_the_cheapest_proposal_and_leaves_the_start_random():
     assert study.ask().suggest_int("x", 0, 9) == 4  # a tie keeps the earlier proposal
     with pytest.raises(ValueError, match="candidates"):
         CheapestOf(base, cost=lambda params: 0.0, candidates=0)
+
+
+def test_the_start_up_trials_are_the_cheapest_of_uniform_draws():
+    """The base's start-up proposes nothing relative; the cheapest of 3 uniform draws runs,
+    so the start is cheap on average (the minimum of 3 uniform 0..9 averages about 2), and
+    the base's own sampling never runs."""
+    base = _Scripted([], start=1000)
+    sampler = CheapestOf(base, cost=lambda params: float(params["x"]), candidates=3, seed=1)
+    study = optuna.create_study(sampler=sampler)
+    drawn = []
+    for _ in range(60):
+        trial = study.ask()
+        drawn.append(trial.suggest_int("x", 0, 9))
+        study.tell(trial, 1.0)
+    assert base.calls == 0
+    assert sum(drawn) / len(drawn) < 3.0 and max(drawn) <= 9
+    uniform = CheapestOf(base, cost=lambda params: float(params["x"]), candidates=1, seed=1)
+    study = optuna.create_study(sampler=uniform)
+    alone = []
+    for _ in range(60):
+        trial = study.ask()
+        alone.append(trial.suggest_int("x", 0, 9))
+        study.tell(trial, 1.0)
+    assert sum(alone) / len(alone) > 3.5  # one draw: uniform
 
 
 def test_space_cost_is_the_models_multiply_adds_per_pixel_and_inf_when_partial():

@@ -40,7 +40,8 @@ def optuna_searcher(settings: SweepSettings, sampler: optuna.samplers.BaseSample
         mode=[C.MODE] * len(settings.objectives) if settings.multi_objective else C.MODE,
         sampler=sampler,
         points_to_evaluate=warm_points(settings, ordered=ordered) or None,
-        max_t=settings.max_reports,
+        time_attr=settings.fidelity[0],
+        max_t=settings.fidelity[1],
         storage=journals.open_storage(journal) if journal is not None else None,
         study_name=settings.name if journal is not None else None,
     )

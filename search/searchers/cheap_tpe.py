@@ -47,7 +47,7 @@ def sampler(seed: int, cost: Cost | None = None,
         tpe = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True,
                                          n_startup_trials=N_STARTUP_TRIALS, gamma=gamma,
                                          seed=seed)
-    return tpe if cost is None or candidates <= 1 else CheapestOf(tpe, cost, candidates)
+    return tpe if cost is None or candidates <= 1 else CheapestOf(tpe, cost, candidates, seed)
 
 
 def make(settings: SweepSettings,

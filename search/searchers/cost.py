@@ -45,17 +45,26 @@ def space_cost(space: Callable[[Any], dict[str, Any]], shape: tuple[int, int]) -
 class CheapestOf(BaseSampler):
     """`base`'s relative proposals, `candidates` at a time; the cheapest by `cost` runs.
 
-    While `base` proposes nothing relative (its random start-up trials), trials are drawn as
-    `base` draws them: the start stays uniform over the space. Ties in cost (or proposals that
-    cannot be costed) keep `base`'s first choice.
+    While `base` proposes nothing relative (its random start-up trials), the start is drawn
+    the same way from uniform draws over the space, once the space is known (from the second
+    trial on): a time-budgeted sweep on one CPU spent 65 of its first 80 seconds on five
+    uniform start-up draws that all landed on 64-filter or 5x5 models, ten times the cost of
+    the configs that won. Ties in cost (or proposals that cannot be costed) keep the first.
     """
 
-    def __init__(self, base: BaseSampler, cost: Cost, candidates: int = 3) -> None:
+    def __init__(self, base: BaseSampler, cost: Cost, candidates: int = 3,
+                 seed: int | None = None) -> None:
         if candidates < 1:
             raise ValueError(f"candidates must be >= 1, got {candidates}")
         self._base = base
         self._cost = cost
         self._candidates = candidates
+        self._uniform = optuna.samplers.RandomSampler(seed=seed)
+
+    def _draw(self, study: Study, trial: FrozenTrial,
+              search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return {name: self._uniform.sample_independent(study, trial, name, distribution)
+                for name, distribution in search_space.items()}
 
     def infer_relative_search_space(self, study: Study,
                                     trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -64,10 +73,14 @@ class CheapestOf(BaseSampler):
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         first = self._base.sample_relative(study, trial, search_space)
-        if not first:
+        if first:
+            proposals = [first] + [self._base.sample_relative(study, trial, search_space)
+                                   for _ in range(self._candidates - 1)]
+        elif search_space:  # the base's start-up: uniform draws, the cheapest of them
+            proposals = [self._draw(study, trial, search_space)
+                         for _ in range(self._candidates)]
+        else:
             return first
-        proposals = [first] + [self._base.sample_relative(study, trial, search_space)
-                               for _ in range(self._candidates - 1)]
         costs = [self._cost(p) for p in proposals]
         return proposals[min(range(len(proposals)), key=lambda i: (costs[i], i))]
 
@@ -84,3 +97,4 @@ class CheapestOf(BaseSampler):
 
     def reseed_rng(self) -> None:
         self._base.reseed_rng()
+        self._uniform.reseed_rng()
