@@ -33,4 +33,4 @@ def full_space(trial: SuggestTrial) -> dict[str, Any]:
 
 # The default space: 28x28 digits need no pooling (the study's best MNIST models have none).
 DEFAULT = DefaultBounds(task="mnist", input_shape=(28, 28), depths=(2, 6),
-                        batch_sizes=(32, 64, 128))
+                        batch_sizes=(16, 32, 64, 128))

@@ -86,7 +86,7 @@ def test_ordered_choices_are_integer_distributions():
     dists = trial.distributions
     assert dists["filters_log2"] == optuna.distributions.IntDistribution(4, 6)
     assert dists["kernel"] == optuna.distributions.IntDistribution(3, 5, step=2)
-    assert dists["batch_size_log2"] == optuna.distributions.IntDistribution(5, 7)
+    assert dists["batch_size_log2"] == optuna.distributions.IntDistribution(4, 7)
 
 
 @pytest.mark.parametrize("task", spaces.TASKS)
