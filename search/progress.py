@@ -229,9 +229,12 @@ class SweepCallback(tune.Callback):
             self._write_seconds = self._written_at - now
 
     def _count_earlier(self, trials: list[Any]) -> None:
-        """Trials that ended before this run (a resumed sweep) count, silently, once."""
+        """Trials that ended before this run (a resumed sweep) count, silently, once. Only
+        those: a trial the time budget stopped is TERMINATED before its line is printed."""
+        earlier = self._ended_before or set()
         for t in trials:
-            if t.trial_id not in self._printed and t.status in C.ENDED:
+            if t.trial_id not in self._printed and t.status in C.ENDED \
+                    and t.trial_id in earlier:
                 self._printed.add(t.trial_id)
                 self.console.progress.finish(t.trial_id, t.last_result or {}, t.status)
 
@@ -269,4 +272,10 @@ class SweepCallback(tune.Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._update(trials, force=True)
+        if not INTERRUPTED.is_set():
+            # Trials the time budget stopped end without on_trial_complete: their lines too
+            # (the trained-on best among them, search/exploit.py).
+            for trial in trials:
+                if trial.status == C.Status.TERMINATED and trial.last_result:
+                    self._announce(trials, trial, C.Status.TERMINATED)
         self.console.close()
