@@ -37,11 +37,13 @@ class JournalMirror(tune.Callback):
     """Writes a grid's trials into the sweep's journal; `path` is re-pointed by `_relocate`."""
 
     def __init__(self, path: str | Path, study_name: str, rows: tuple[str, ...],
-                 max_t: int, stopped: str = journal.STOPPED_EARLY) -> None:
+                 max_t: float, stopped: str = journal.STOPPED_EARLY,
+                 time_attr: str = C.TRAINING_ITERATION) -> None:
         self.path = Path(path)
         self.study_name = study_name  # kept when a sweep is renamed: the journal's study
         self.rows = tuple(rows)
         self.max_t = max_t
+        self.time_attr = time_attr  # max_t's unit: reports, or seconds under a time budget
         self.stopped = stopped  # what a trial ended before max_t without a verdict is
         self._fresh()
 
@@ -55,11 +57,11 @@ class JournalMirror(tune.Callback):
         self._reconciled = False
 
     def __getstate__(self) -> dict[str, Any]:
-        keep = ("path", "study_name", "rows", "max_t", "stopped")
+        keep = ("path", "study_name", "rows", "max_t", "stopped", "time_attr")
         return {key: self.__dict__[key] for key in keep}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"time_attr": C.TRAINING_ITERATION, **state})
         self._fresh()
 
     # --- Ray's hooks: each guarded -------------------------------------------------------------
@@ -175,7 +177,7 @@ class JournalMirror(tune.Callback):
         number = self._number(trial)
         result = trial.last_result or {}
         self._report(trial, result)  # Ray gives a trial's last result to on_trial_complete only
-        state = optuna_state(result, C.OBJECTIVE, self.max_t, error)
+        state = optuna_state(result, C.OBJECTIVE, self.max_t, error, time_attr=self.time_attr)
         trial_id = self._trial_id(number)
         for key, value in journal.status_attrs(trial.trial_id, result, state,
                                                stopped=self.stopped).items():
@@ -202,5 +204,6 @@ def mirror_for(settings: SweepSettings, rows: list[str]) -> list[tune.Callback]:
     if settings.search != GRID or settings.is_uri:
         return []
     stopped = journal.STOPPED_BY_ASHA if settings.scheduler == ASHA else journal.STOPPED_EARLY
+    time_attr, max_t = settings.fidelity
     return [JournalMirror(journal.journal_path(settings.experiment_dir), settings.name,
-                          tuple(rows), settings.max_reports, stopped)]
+                          tuple(rows), max_t, stopped, time_attr)]
