@@ -138,7 +138,7 @@ class SweepSettings:
         """ASHA's unit (a result key) and a complete trial's amount of it: what the searcher
         tells Optuna COMPLETE rather than PRUNED."""
         if self.by_time and self.time_budget_s is not None:
-            return C.TIME_TOTAL, time_rungs(self.time_budget_s)[-1]
+            return C.SECONDS, time_rungs(self.time_budget_s)[-1]
         return C.TRAINING_ITERATION, float(self.max_reports)
 
     def trainable_settings(self) -> TrialSettings:

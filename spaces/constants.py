@@ -30,7 +30,7 @@ VAL_INPUT_GAP = "val_input_gap"  # mean |output - input| (0: the model copies it
 VERDICT = "verdict"  # set when a trial ended itself: COLLAPSED, DIVERGED, REFUSED, OUT_OF_MEMORY
 REASON = "reason"  # why, in words
 EPOCH_SECONDS = "epoch_seconds"
-SECONDS = "seconds"  # training seconds so far, summed over epochs
+SECONDS = "seconds"  # training seconds so far, summed over reports: a time budget's ASHA unit
 NODE = "node"  # Ray node id of the worker that ran the epoch
 PRECISION = "precision"  # the Keras dtype policy the trial trained in (float32, mixed_bfloat16)
 # Where a trial's wall time went (bench/overhead.py reads them): this report's validation and
@@ -59,7 +59,6 @@ OBJECTIVE_METRICS = (VAL_MSE, PARAMS, LATENCY)
 
 # Ray's own result keys we read back.
 TRAINING_ITERATION = "training_iteration"
-TIME_TOTAL = "time_total_s"  # a trial's wall seconds so far: a time-budgeted ASHA's unit
 # In a trial's config: the best config of a time-budgeted search, trained on (search/exploit.py).
 EXPLOIT = "exploit"
 TRIAL_ID = "trial_id"

@@ -27,7 +27,7 @@ class _Trial:
 
 
 def _at(value: float, seconds: float) -> dict[str, float]:
-    return {C.VAL_MSE: value, C.TIME_TOTAL: seconds}
+    return {C.VAL_MSE: value, C.SECONDS: seconds}
 
 
 def test_rungs_are_a_factor_three_apart_below_a_ninth_of_the_budget():
@@ -98,7 +98,7 @@ def test_the_searcher_hears_seconds_as_steps_and_the_top_rung_as_complete():
     under 3,000 ms, and one that passed the top rung (27 s) is COMPLETE."""
     space = functools.partial(sample, bounds=REGISTRY["mnist"].default)
     searcher = FidelityOptunaSearch(space=space, metric=C.VAL_MSE, mode="min", max_t=27.0,
-                                    time_attr=C.TIME_TOTAL,
+                                    time_attr=C.SECONDS,
                                     sampler=optuna.samplers.RandomSampler(seed=0))
     runs = {"leader": [(0.05, 3.0), (0.02, 9.5), (0.01, 27.5), (0.005, 90.0)],
             "stopped": [(0.2, 1.2), (0.1, 3.0)]}
@@ -119,17 +119,17 @@ def test_the_searcher_hears_seconds_as_steps_and_the_top_rung_as_complete():
 
 def test_optuna_state_and_step_in_seconds():
     assert optuna_state(_at(0.01, 26.9), C.VAL_MSE, 27.0, False,
-                        time_attr=C.TIME_TOTAL) == TrialState.PRUNED
+                        time_attr=C.SECONDS) == TrialState.PRUNED
     assert optuna_state(_at(0.01, 27.0), C.VAL_MSE, 27.0, False,
-                        time_attr=C.TIME_TOTAL) == TrialState.COMPLETE
-    assert step_of(_at(0.01, 2.5), C.TIME_TOTAL) == 2500
+                        time_attr=C.SECONDS) == TrialState.COMPLETE
+    assert step_of(_at(0.01, 2.5), C.SECONDS) == 2500
     assert step_of({C.TRAINING_ITERATION: 4}) == 4
-    assert step_of({}, C.TIME_TOTAL) is None
+    assert step_of({}, C.SECONDS) is None
 
 
 def test_a_time_budget_puts_an_asha_sweep_on_seconds():
     timed = SweepSettings(task="mnist", time_budget_s=240.0)
-    assert timed.by_time and timed.fidelity == (C.TIME_TOTAL, pytest.approx(240 / 27))
+    assert timed.by_time and timed.fidelity == (C.SECONDS, pytest.approx(240 / 27))
     for untimed in (SweepSettings(task="mnist"),
                     SweepSettings(task="mnist", time_budget_s=240.0, scheduler="fifo"),
                     SweepSettings(task="mnist", time_budget_s=240.0,
