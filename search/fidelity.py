@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,19 @@ class BudgetStopper(Stopper):
 
     def stop_all(self) -> bool:
         return self.spent >= self.max_images
+
+
+class PickledState:
+    """A scheduler's save/restore as Ray's own ASHA does it: its whole state, pickled, so that
+    a resumed sweep's scheduler remembers each rung's trials."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as out:
+            pickle.dump(self.__dict__, out)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as source:
+            self.__dict__.update(pickle.load(source))
 
 
 def protected(config: dict[str, Any], points: list[dict[str, Any]]) -> bool:

@@ -16,13 +16,12 @@ builds the front from trials that trained their whole budget only.
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from search.fidelity import protected
+from search.fidelity import PickledState, protected
 
 Point = tuple[float, ...]
 
@@ -78,7 +77,7 @@ def promoted(rung: Mapping[str, Point], trial_id: str, reduction_factor: float) 
     return ids.index(trial_id) in order[:keep]
 
 
-class ParetoASHA(FIFOScheduler):
+class ParetoASHA(PickledState, FIFOScheduler):
     """Asynchronous successive halving on `objectives` (all minimized), one bracket.
 
     The rungs are ASHA's: `grace_period * reduction_factor**k` reports below `max_t`. A trial
@@ -138,11 +137,3 @@ class ParetoASHA(FIFOScheduler):
         sizes = ", ".join(f"{m:g}: {len(r)}" for m, r in self._rungs.items())
         return f"ParetoASHA on {', '.join(self._objectives)}: stopped {self.num_stopped}; " \
                f"trials per rung {sizes}"
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as out:
-            pickle.dump(self.__dict__, out)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as source:
-            self.__dict__.update(pickle.load(source))

@@ -22,12 +22,11 @@ third then compares a dozen configs or more on one CPU.
 from __future__ import annotations
 
 import math
-import pickle
 from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from search.fidelity import protected
+from search.fidelity import PickledState, protected
 from spaces import constants as C
 
 ETA = 3  # rungs a factor 3 apart; the best third of a rung goes on
@@ -45,7 +44,7 @@ def time_rungs(budget_s: float) -> tuple[float, ...]:
     return tuple(rungs)
 
 
-class TimeASHA(FIFOScheduler):
+class TimeASHA(PickledState, FIFOScheduler):
     """ASHA on seconds of training (module docstring). Never stops a trial whose config is one
     of `protect` (the warm-start rows) or carries `C.EXPLOIT` (the winner, trained on)."""
 
@@ -106,14 +105,6 @@ class TimeASHA(FIFOScheduler):
         rungs = ", ".join(f"{r:.0f}s: {len(rec)}" for r, rec in zip(self.rungs, self._recorded,
                                                                     strict=True))
         return f"TimeASHA: trials recorded at each rung: {rungs}"
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as out:
-            pickle.dump(self.__dict__, out)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as stream:
-            self.__dict__.update(pickle.load(stream))
 
 
 def _quantile(values: list[float], q: float) -> float | None:

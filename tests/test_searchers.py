@@ -143,27 +143,27 @@ def test_cheapest_of_runs_the_cheapest_proposal():
         CheapestOf(base, cost=lambda params: 0.0, candidates=0)
 
 
-def test_the_start_up_trials_are_the_cheapest_of_uniform_draws():
-    """The base's start-up proposes nothing relative; the cheapest of 3 uniform draws runs,
-    so the start is cheap on average (the minimum of 3 uniform 0..9 averages about 2), and
-    the base's own sampling never runs."""
+def _start_up_draws(candidates: int, n: int = 60) -> list[int]:
+    """`n` start-up trials of a CheapestOf whose base never proposes (its start-up)."""
     base = _Scripted([], start=1000)
-    sampler = CheapestOf(base, cost=lambda params: float(params["x"]), candidates=3, seed=1)
+    sampler = CheapestOf(base, cost=lambda params: float(params["x"]), candidates=candidates,
+                         seed=1)
     study = optuna.create_study(sampler=sampler)
     drawn = []
-    for _ in range(60):
+    for _ in range(n):
         trial = study.ask()
         drawn.append(trial.suggest_int("x", 0, 9))
         study.tell(trial, 1.0)
-    assert base.calls == 0
-    assert sum(drawn) / len(drawn) < 3.0 and max(drawn) <= 9
-    uniform = CheapestOf(base, cost=lambda params: float(params["x"]), candidates=1, seed=1)
-    study = optuna.create_study(sampler=uniform)
-    alone = []
-    for _ in range(60):
-        trial = study.ask()
-        alone.append(trial.suggest_int("x", 0, 9))
-        study.tell(trial, 1.0)
+    assert base.calls == 0  # the base's own relative sampling never runs
+    return drawn
+
+
+def test_the_start_up_trials_are_the_cheapest_of_uniform_draws():
+    """The base's start-up proposes nothing relative; the cheapest of 3 uniform draws runs,
+    so the start is cheap on average (the minimum of 3 uniform 0..9 averages about 2)."""
+    cheapest = _start_up_draws(candidates=3)
+    assert sum(cheapest) / len(cheapest) < 3.0 and max(cheapest) <= 9
+    alone = _start_up_draws(candidates=1)
     assert sum(alone) / len(alone) > 3.5  # one draw: uniform
 
 
