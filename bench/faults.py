@@ -38,12 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO)] if str(REPO) not in sys.path else []
 
 from results.leaderboard import LEADERBOARD_COLUMNS  # noqa: E402
+from results.render import read_csv  # noqa: E402
 from spaces import constants as C  # noqa: E402
 
 DRIVER = REPO / "bench" / "fault_driver.py"
@@ -179,7 +178,7 @@ def board_problems(sweep: Path, epochs: int = EPOCHS) -> list[str]:
     if not path.exists():
         return []  # not written yet: nothing shown
     try:
-        board = pd.read_csv(path)
+        board = read_csv(path)
     except Exception as exc:  # noqa: BLE001 - any parse failure is the finding
         return [f"leaderboard.csv unreadable: {exc}"]
     problems = []
@@ -316,7 +315,7 @@ def kills(root: Path, data_dir: Path) -> list[Row]:  # noqa: PLR0915 - one scena
     rc = finish(proc)
     final = rows["SIGKILL while trials start"]
     final.check(rc == 0, f"the last resume exited {rc}: {(root / 'run4.log').read_text()[-1500:]}")
-    board = pd.read_csv(sweep / C.LEADERBOARD_FILE)
+    board = read_csv(sweep / C.LEADERBOARD_FILE)
     done = finished_trials(sweep)
     lost = 4 - len(done) + (len(board) - board[C.TRIAL_ID].nunique())
     rerun = len(retrained(sweep, finished_at_kill))
@@ -357,7 +356,7 @@ def grid_resume(root: Path, data_dir: Path) -> list[Row]:
     row.check(rc == 0, f"the resume exited {rc}: {out[-1500:]}")
     row.check(not first.exists(), f"the resume wrote to the old folder {first}")
     sweep = moved_root / "grid"
-    board = pd.read_csv(sweep / C.LEADERBOARD_FILE)
+    board = read_csv(sweep / C.LEADERBOARD_FILE)
     row.lost = 4 - int((board["status"] == C.Status.TERMINATED).sum())
     row.check(list(board["status"]) == [C.Status.TERMINATED] * 4,
               f"final leaderboard: {board[[C.TRIAL_ID, 'status', C.REASON]].to_dict('records')}")
@@ -373,7 +372,7 @@ def trial_faults(root: Path, data_dir: Path) -> list[Row]:
     proc = start(args, data_dir, root / "faulty.log", {"trials": TRIAL_FAULTS})
     rc = finish(proc)
     out = (root / "faulty.log").read_text()
-    board = pd.read_csv(sweep / C.LEADERBOARD_FILE).set_index(C.TRIAL_ID)
+    board = read_csv(sweep / C.LEADERBOARD_FILE).set_index(C.TRIAL_ID)
     by_number = {t.rsplit("_", 1)[-1]: t for t in board.index}
     expected = {"00001": (C.Status.ERROR, "injected fault"),
                 "00002": (C.Status.OUT_OF_MEMORY, "out of memory"),
@@ -453,7 +452,7 @@ def node_death(root: Path, data_dir: Path) -> list[Row]:
         rc = finish(proc)
         out = (root / "nodes.log").read_text()
         row.check(rc == 0, f"the sweep exited {rc}: {out[-1500:]}")
-        board = pd.read_csv(sweep / C.LEADERBOARD_FILE)
+        board = read_csv(sweep / C.LEADERBOARD_FILE)
         row.valid = not board_problems(sweep)
         done = finished_trials(sweep)
         row.lost = 2 - len(done)

@@ -16,6 +16,7 @@ _API = {
     "curves": "results.leaderboard",
     "best_so_far": "results.leaderboard",
     "write_leaderboard": "results.leaderboard",
+    "read_csv": "results.render",
     "merge": "results.leaderboard",
     "comparison_table": "results.tables",
     "discoveries": "results.tables",

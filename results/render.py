@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spaces import constants as C
+
 
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write via a temp file in the same directory and os.replace, so readers never see half.
@@ -70,6 +72,12 @@ def markdown_table(frame: pd.DataFrame, bold_rows: Collection[int] = ()) -> str:
             cells = [f"**{c}**" if c else c for c in cells]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """A CSV this project wrote (leaderboard, tables, fronts), its trial ids kept as text:
+    pandas reads an id such as `3e778219` as the float inf."""
+    return pd.read_csv(path, dtype={C.TRIAL_ID: str})
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:

@@ -54,9 +54,9 @@ class SweepResult:
     @property
     def leaderboard(self) -> pd.DataFrame:
         """The leaderboard's rows, best first (leaderboard.csv)."""
-        import pandas as pd
+        from results.render import read_csv
 
-        return pd.read_csv(self.experiment_dir / C.LEADERBOARD_FILE)
+        return read_csv(self.experiment_dir / C.LEADERBOARD_FILE)
 
     @property
     def best(self) -> Best | None:

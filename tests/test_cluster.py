@@ -38,6 +38,7 @@ from ray._common.utils import get_ray_address_file
 from ray.autoscaler._private.local.config import get_lock_path, get_state_path
 from ray.cluster_utils import Cluster
 
+from results.render import read_csv
 from spaces import constants as C
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,7 +59,7 @@ def tail(text: str, n: int = 4000) -> str:
 def finished_board(sweep_dir: Path) -> pd.DataFrame:
     path = sweep_dir / C.LEADERBOARD_FILE
     assert path.is_file(), f"the sweep wrote no {path}"
-    return pd.read_csv(path)
+    return read_csv(path)
 
 
 # --- 1. a two-node cluster on this machine --------------------------------------------------

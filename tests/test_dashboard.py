@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 from test_sweep import SMALL, run_cli
 
+from results.render import read_csv
 from search import journal
 from search.cli import main
 from spaces import constants as C
@@ -126,7 +126,7 @@ def test_the_dashboard_serves_the_sweeps_trials_with_their_states(sweep, served)
     assert [(s["study_name"], s["directions"]) for s in studies] == [("watched", ["minimize"])]
     detail = _get(f"{served}/api/studies/{studies[0]['study_id']}")
     trials = detail["trials"]
-    board = pd.read_csv(sweep / C.LEADERBOARD_FILE)
+    board = read_csv(sweep / C.LEADERBOARD_FILE)
     attrs = [{a["key"]: a["value"] for a in t["user_attrs"]} for t in trials]
     assert sorted(a[journal.RAY_TRIAL_ID] for a in attrs) == sorted(board["trial_id"])
     states = {a[journal.RAY_TRIAL_ID]: (t["state"], a[journal.STATUS])

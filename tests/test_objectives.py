@@ -16,6 +16,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from results.front import front_table, hypervolume_2d, study_dominance
 from results.pareto import nondominated
+from results.render import read_csv
 from search import searchers
 from search.fidelity import FidelityOptunaSearch, optuna_state
 from search.pareto_asha import ParetoASHA, crowding, front_ranks, promoted
@@ -199,7 +200,7 @@ def test_a_multi_objective_sweep_writes_its_front(tmp_path, data_dir, capsys):
     meta = json.loads((result.experiment_dir / C.SWEEP_FILE).read_text())
     assert meta["objectives"] == list(OBJECTIVES)
     outputs = generate([result.experiment_dir])
-    front = pd.read_csv(result.experiment_dir / C.TABLES_DIR / "front.csv")
+    front = read_csv(result.experiment_dir / C.TABLES_DIR / "front.csv")
     board = result.leaderboard
     whole = board[board["epochs"] >= 2]
     assert 1 <= len(front) <= len(whole)

@@ -24,6 +24,7 @@ from results.__main__ import main
 from results.generator import MERGED_LEADERBOARD_FILE
 from results.leaderboard import LEADERBOARD_COLUMNS, leaderboard
 from results.plots import learning_curves, reconstruction_sheet, search_progress, size_vs_quality
+from results.render import read_csv
 from results.sweepdir import read_reconstructions
 from spaces import constants as C
 from spaces.config import ModelConfig
@@ -60,7 +61,7 @@ def test_cli_on_a_running_partly_failed_sweep(tmp_path: Path) -> None:
     assert "Its architecture in our trials: best rank 3 (trial abcde_00000, loss mse, batch 16)" \
         in out
 
-    board = pd.read_csv(sweep / C.LEADERBOARD_FILE)
+    board = read_csv(sweep / C.LEADERBOARD_FILE)
     assert list(board.columns) == list(LEADERBOARD_COLUMNS)
     assert board[C.TRIAL_ID].iloc[0] == "abcde_00001"
     tables = sweep / C.TABLES_DIR
@@ -108,7 +109,7 @@ def test_cli_on_a_sweep_that_just_started(
     assert "0 trial(s): none yet" in out and "has not finished" in out
     assert "No trial has reported a validation figure yet." in out
     assert "mnist-denoise/2.2/3" in out and "none of our trials to compare it with yet" in out
-    assert pd.read_csv(sweep / C.LEADERBOARD_FILE).empty
+    assert read_csv(sweep / C.LEADERBOARD_FILE).empty
     assert_png(sweep / C.PLOTS_DIR / "progress.png")
 
 
@@ -155,7 +156,7 @@ def test_cli_merges_sweeps_of_one_task(tmp_path: Path, capsys: pytest.CaptureFix
     write_trial(second, "bbbbb_00000", TEXT_NEW, [0.0022, 0.0011])
     out_dir = tmp_path / "merged"
     assert main([str(first), str(second), "--out", str(out_dir)]) == 0
-    merged = pd.read_csv(out_dir / MERGED_LEADERBOARD_FILE)
+    merged = read_csv(out_dir / MERGED_LEADERBOARD_FILE)
     assert list(merged.columns) == [*LEADERBOARD_COLUMNS, "sweep"]
     assert merged[[C.TRIAL_ID, "sweep"]].iloc[0].tolist() == ["bbbbb_00000", "second"]
     assert (first / C.LEADERBOARD_FILE).is_file() and (second / C.LEADERBOARD_FILE).is_file()

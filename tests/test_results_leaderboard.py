@@ -22,6 +22,7 @@ from sweep_files import (
 
 from results import ResultsError, curves, load_trials, merge, write_leaderboard
 from results.leaderboard import LEADERBOARD_COLUMNS, best_so_far, leaderboard
+from results.render import read_csv
 from spaces import constants as C
 
 REPO = Path(__file__).resolve().parents[1]
@@ -217,7 +218,7 @@ def test_write_leaderboard_is_atomic(
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by others, as a plain file
-    again = pd.read_csv(path)
+    again = read_csv(path)
     assert list(again.columns) == list(LEADERBOARD_COLUMNS)
     assert again[C.TRIAL_ID].tolist() == board[C.TRIAL_ID].tolist()
 
@@ -291,3 +292,13 @@ def test_a_trial_ray_ended_before_its_first_report_reads_stopped_with_why(tmp_pa
     assert board.loc["ddddd_00001", "status"] == C.Status.STOPPED
     assert board.loc["ddddd_00001", C.REASON] == NO_REPORT_REASON
     assert pd.isna(board.loc["ddddd_00001", C.VAL_MSE])
+
+
+def test_trial_ids_that_look_like_numbers_read_back_as_text(tmp_path):
+    """Ray's 8-hex-digit ids include ones such as 3e778219, which pandas reads as inf: a
+    multi-objective sweep's front test failed on one."""
+    path = tmp_path / "ids.csv"
+    pd.DataFrame({C.TRIAL_ID: ["3e778219", "00001234", "ab12cd34"], "x": [1, 2, 3]}).to_csv(
+        path, index=False)
+    assert list(read_csv(path)[C.TRIAL_ID]) == ["3e778219", "00001234", "ab12cd34"]
+    assert pd.read_csv(path)[C.TRIAL_ID].iloc[0] == float("inf")  # what it guards against

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from results.leaderboard import LEADERBOARD_COLUMNS, succeeded
+from results.render import read_csv
 from search import internals
 from search.searchers import SEARCHERS
 from spaces import constants as C
@@ -36,7 +37,7 @@ def run_cli(args: list[str], data_dir: Path, **kwargs) -> subprocess.CompletedPr
 
 
 def board(sweep_dir: Path) -> pd.DataFrame:
-    return pd.read_csv(sweep_dir / C.LEADERBOARD_FILE)
+    return read_csv(sweep_dir / C.LEADERBOARD_FILE)
 
 
 @pytest.mark.slow
