@@ -1,7 +1,7 @@
 """ASHA fitted to a time budget: rungs in seconds of training.
 
-With `--time-budget`, epochs are the wrong unit for ASHA. A 64-filter model costs ten times a
-16-filter one per image, so rungs in reports give the slow configs ten times the seconds, and
+With `--time-budget`, epochs are the wrong unit for ASHA. A 64-filter conv layer costs 16 times
+a 16-filter one per image, so rungs in reports give the slow configs many times the seconds, and
 `max_t` at the study's 25 or 50 epochs says nothing of how many configs the budget can afford.
 
 Here the unit is a trial's seconds of training (`C.SECONDS`, timed by the trial around its
