@@ -274,8 +274,9 @@ class SweepCallback(tune.Callback):
         self._update(trials, force=True)
         if not INTERRUPTED.is_set():
             # Trials the time budget stopped end without on_trial_complete: their lines too
-            # (the trained-on best among them, search/exploit.py).
+            # (the trained-on best among them, search/exploit.py); not those it stopped
+            # before their first report.
             for trial in trials:
-                if trial.status == C.Status.TERMINATED and trial.last_result:
+                if trial.status == C.Status.TERMINATED and C.VAL_MSE in (trial.last_result or {}):
                     self._announce(trials, trial, C.Status.TERMINATED)
         self.console.close()
