@@ -147,14 +147,14 @@ def _announce(settings: SweepSettings) -> None:
     print(journal.how_to_watch(settings.experiment_dir, settings.is_uri), flush=True)
     reports = (f"a report every {settings.report_images:,} training examples "
                f"({settings.reports_per_epoch} per epoch of {settings.epoch_size:,})")
-    if settings.by_time and settings.time_budget_s is not None:
+    if settings.time_rungs and settings.time_budget_s:
         from search.exploit import EXPLORE_SHARE
-        from search.time_asha import time_rungs
 
-        rungs = ", ".join(f"{r:.0f}" for r in time_rungs(settings.time_budget_s))
+        rungs = settings.time_rungs
         print(f"{reports}; ASHA's unit: seconds of training, fitted to --time-budget: rungs at "
-              f"{rungs} s. After {settings.time_budget_s * EXPLORE_SHARE:.0f} s, the best "
-              f"config at {rungs.split(', ')[-1]} s trains again until the budget ends")
+              f"{', '.join(f'{r:.0f}' for r in rungs)} s. After "
+              f"{settings.time_budget_s * EXPLORE_SHARE:.0f} s, the best config at "
+              f"{rungs[-1]:.0f} s trains again until the budget ends")
     else:
         print(f"{reports}: ASHA's unit; --report-images changes it")
 

@@ -134,11 +134,17 @@ class SweepSettings:
                 and not self.multi_objective)
 
     @property
+    def time_rungs(self) -> tuple[float, ...] | None:
+        """ASHA's rungs in seconds of training where `by_time`, else None."""
+        return time_rungs(self.time_budget_s) if self.by_time and self.time_budget_s else None
+
+    @property
     def fidelity(self) -> tuple[str, float]:
         """ASHA's unit (a result key) and a complete trial's amount of it: what the searcher
         tells Optuna COMPLETE rather than PRUNED."""
-        if self.by_time and self.time_budget_s is not None:
-            return C.SECONDS, time_rungs(self.time_budget_s)[-1]
+        rungs = self.time_rungs
+        if rungs:
+            return C.SECONDS, rungs[-1]
         return C.TRAINING_ITERATION, float(self.max_reports)
 
     def trainable_settings(self) -> TrialSettings:
@@ -172,8 +178,8 @@ def _asha(settings: SweepSettings) -> TrialScheduler:
     """ASHA on val_mse: in seconds under a time budget (TimeASHA), else in reports; with
     several objectives, ParetoASHA on all of them (one metric would stop the small models a
     search for small and good ones is after)."""
-    if settings.by_time and settings.time_budget_s is not None:
-        return TimeASHA(time_rungs(settings.time_budget_s), protect=warm_points(settings))
+    if settings.time_rungs:
+        return TimeASHA(settings.time_rungs, protect=warm_points(settings))
     grace = min(settings.grace_period, settings.max_reports)
     if settings.multi_objective:
         return ParetoASHA(time_attr=C.TRAINING_ITERATION, objectives=settings.objectives,
@@ -477,7 +483,7 @@ def _search_alg(settings: SweepSettings) -> tuple[Any, dict[str, Any]]:
     if searcher is None:  # a grid
         return RelocatableVariantGenerator(max_concurrent=settings.max_concurrent or 0), \
             param_space
-    if settings.by_time and settings.time_budget_s is not None:
+    if settings.by_time and settings.time_budget_s:
         searcher = ExploitBest(searcher, explore_s=settings.time_budget_s * EXPLORE_SHARE,
                                max_t=settings.fidelity[1])
     if settings.max_concurrent:
