@@ -7,13 +7,15 @@
 
 Each job is one (task, seed, arm) in its own process, given `--time-budget` wall seconds:
   tpe / optuna / random: a sweep of the default space with that searcher and ASHA, on small
-      subsets (below). With a time budget, ASHA's rungs are in seconds fitted to it and its
-      leader trains on until the time is up (search/leader_asha.py), as the best row does;
+      subsets (below). With a time budget, ASHA's rungs are in seconds fitted to it
+      (search/time_asha.py) and the best config at the top rung trains on until the time is
+      up (search/exploit.py), as the best row does; `tpe-warm` is tpe with --warm-start
+      report (the study's best row first);
       with --budget-images, trials of at most `DEFAULTS[task]["epochs"]` epochs;
   study: the study's rows of the task as a grid (FIFO), the same epochs each, in table order;
-  best-row: the study's best row of the task, trained alone (no Ray) until the time is up,
-      with its own loss; best-row-bce: the same with binary cross-entropy, the default
-      space's recipe (the best MNIST denoiser collapses under MSE).
+  best-row: the study's best row of the task, trained alone (no Ray, on one CPU thread as a
+      trial) until the time is up, with its own loss; best-row-bce: the same with binary
+      cross-entropy, the default space's recipe (the best MNIST denoiser collapses under MSE).
 `--slots` jobs run at once, each trial on one CPU (and `--gpus-per-trial` of a GPU). With
 `--address`, the sweeps share that Ray cluster (start it with as many CPUs as slots); else each
 job starts its own Ray. Jobs
@@ -27,6 +29,8 @@ seeds), then
   RESULT time_to_match_random=<median fraction of the time tpe took to reach random's final>
   RESULT wall_time_to_match_random=<the same in wall seconds against random's whole run, from
       paired jobs run side by side: with --budget-images, the time comparison under load>
+  RESULT warm_start_vs_random, warm_start_vs_tpe=<the same median for tpe-warm (tpe with
+      --warm-start report) over random, and over tpe: what the study's row first adds>
   RESULT search_vs_best_row=<median over tasks of best(tpe)/best row alone, at equal time>
   RESULT efficiency_ratio=<median over pairs of best(tpe)/best(study's rows), equal time>
 and the same ratios at equal images (each pair cut at the images the smaller arm trained).
@@ -59,9 +63,11 @@ DEFAULTS: dict[str, dict[str, int]] = {
 ROW_EPOCHS = 10_000  # "until the time is up": more than any job's budget trains
 
 SEARCH_ARMS = ("tpe", "optuna", "random")
+# tpe-warm: the default searcher with `--warm-start report` (the study's best row first).
+WARM = {"tpe-warm": "tpe"}
 # tpe-mo: the default searcher on two objectives, val_mse and params (bench/pareto.py reads it).
 MULTI_OBJECTIVE = {"tpe-mo": ("val_mse", "params")}
-ARMS = (*SEARCH_ARMS, "study", "best-row", "best-row-bce", *MULTI_OBJECTIVE)
+ARMS = (*SEARCH_ARMS, *WARM, "study", "best-row", "best-row-bce", *MULTI_OBJECTIVE)
 Report = dict[str, Any]  # t (s since the job's start), images (spent so far), trial, value, ok
 
 
@@ -120,7 +126,8 @@ def _run_sweep(task: str, seed: int, arm: str, args: argparse.Namespace) -> list
         cpus_per_trial=1.0, max_concurrent=1,
         gpus_per_trial=args.gpus_per_trial,
         space="report" if grid else "default",
-        search="grid" if grid else arm.removesuffix("-mo"),
+        search="grid" if grid else WARM.get(arm, arm.removesuffix("-mo")),
+        warm_start="report" if arm in WARM else None,
         objectives=MULTI_OBJECTIVE.get(arm, ("val_mse",)),
         scheduler="fifo" if grid else "asha", num_samples=1 if grid else -1,
         time_budget_s=None if args.budget_images else args.time_budget,
@@ -138,11 +145,12 @@ def _run_row(task: str, seed: int, arm: str, args: argparse.Namespace) -> list[R
 
     from search.data import load_task
     from search.sweep import SweepSettings, report_images, with_data
-    from search.trial import Trial
+    from search.trial import Trial, configure_backend
     from spaces import constants as C
     from spaces import study_rows
 
     keras.config.disable_interactive_logging()
+    configure_backend(cpus=1.0)  # one CPU, as each search trial gets: else it takes them all
     options = _options(task, args.data_dir)
     data = load_task(task, options)
     row = next(r for r in study_rows(task) if r.best)
@@ -262,6 +270,11 @@ def pair_table(jobs: list[dict[str, Any]], axis: str, budget: float) -> Any:
             spent = min(_last_images(tpe), _last_images(rnd))
             pair["vs_random_images"] = _ratio(best_at(tpe["reports"], images=spent),
                                               best_at(rnd["reports"], images=spent))
+            warm = get["tpe-warm"]
+            if warm is not None:  # what the study's best row as first trial adds
+                pair["warm_vs_random"] = _ratio(best_at(warm["reports"], **{axis: budget}),
+                                                target)
+                pair["warm_vs_tpe"] = _ratio(best_at(warm["reports"], **{axis: budget}), best)
         if get["study"] is not None:
             pair["vs_study"] = _ratio(best, best_at(get["study"]["reports"], **{axis: budget}))
         own = [best_at(job["reports"], **{axis: budget})
@@ -289,6 +302,9 @@ def result_lines(frame: Any) -> list[str]:
         lines.append(f"RESULT time_to_match_random={med('time_to_match'):.3f}")
         lines.append(f"RESULT search_vs_random_equal_images={med('vs_random_images'):.3f}")
         lines.append(f"RESULT wall_time_to_match_random={med('wall_to_match'):.3f}")
+    if "warm_vs_tpe" in frame:
+        lines.append(f"RESULT warm_start_vs_random={med('warm_vs_random'):.3f}")
+        lines.append(f"RESULT warm_start_vs_tpe={med('warm_vs_tpe'):.3f}")
     if "vs_best_row" in frame:
         per_task = frame.groupby("task")["vs_best_row"].median()
         lines.append(f"RESULT search_vs_best_row={statistics.median(per_task):.3f}")
@@ -408,6 +424,9 @@ def main() -> None:
         print(f"jobs of {budget}, {args.slots} at a time; outputs in {folder}", flush=True)
         _launch(args, folder)
     jobs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    if not jobs:
+        parser.exit(2, f"{folder}: no finished job (a job writes TASK-SEED-ARM.json at its "
+                       f"end)\n")
     for line in summarize(jobs):
         print(line)
 

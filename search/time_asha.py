@@ -10,8 +10,9 @@ no config's cost, nor validation, which every config pays on the same images. Th
 the budget B: the top rung at B/27, the others a factor 3 apart down to `MIN_RUNG_S`. A trial
 continues past a rung when it is in the best third of those recorded there, and stops at the
 top rung: configs are compared at equal cost. What wins then trains for the rest of the budget
-(`search/exploit.py`): that trial, and the study's rows of `--warm-start`, are never stopped
-here.
+(`search/exploit.py`): that trial is never stopped here. The study's rows of `--warm-start`
+are never stopped below the top rung, and stop there like every other trial: a slow starter
+is still ranked at equal cost, and a row that wins the ranking is what trains on.
 
 Why B/27: trained alone on MNIST for 200 s, the configs a search finds (lr near 5e-3, batch
 32) led the study's best row at 9 s as they did at 200 s, and ended 4 to 13 times better;
@@ -45,8 +46,9 @@ def time_rungs(budget_s: float) -> tuple[float, ...]:
 
 
 class TimeASHA(PickledState, FIFOScheduler):
-    """ASHA on seconds of training (module docstring). Never stops a trial whose config is one
-    of `protect` (the warm-start rows) or carries `C.EXPLOIT` (the winner, trained on)."""
+    """ASHA on seconds of training (module docstring). Never stops a trial whose config
+    carries `C.EXPLOIT` (the winner, trained on), nor one of `protect` (the warm-start rows)
+    below the top rung."""
 
     def __init__(self, rungs: tuple[float, ...], *, metric: str = C.OBJECTIVE,
                  mode: str = C.MODE, time_attr: str = C.SECONDS,
@@ -82,8 +84,9 @@ class TimeASHA(PickledState, FIFOScheduler):
             return TrialScheduler.CONTINUE
         action = self._judge(trial.trial_id, float(t), self._score(result))
         config = trial.config or {}
-        if action == TrialScheduler.STOP and (config.get(C.EXPLOIT)
-                                               or protected(config, self._protect)):
+        if action == TrialScheduler.STOP and (
+                config.get(C.EXPLOIT)
+                or (protected(config, self._protect) and float(t) < self.max_t)):
             return TrialScheduler.CONTINUE
         return action
 

@@ -51,13 +51,17 @@ def test_summarize_compares_each_pair_at_equal_time():
     assert float(results["search_vs_random"]) == (0.5 + 1.2) / 2
     assert results["search_losses"] == "1"  # seed 1: 1.2 > 1.05
     assert float(results["search_vs_best_row"]) == 0.275  # median over tasks of seed medians
+    assert "warm_start_vs_tpe" not in results  # no tpe-warm arm ran
 
 
-def test_summarize_cuts_at_the_image_budget_when_jobs_had_one():
-    jobs = [{"task": "text", "seed": 0, "arm": arm, "time_budget": 10, "budget_images": 300,
-             "reports": [{**r, "value": float(r["value"]) * scale} for r in REPORTS]}  # type: ignore[arg-type]
-            for arm, scale in (("tpe", 1.0), ("random", 0.5))]
-    lines = summarize(jobs)
-    assert "\ntext: leaderboard best val_mse after 300 images, mean ± std over seeds" in lines
-    # At 300 images tpe's best is a's 0.04 and random's 0.02: tpe 2x worse.
-    assert "RESULT search_vs_random=2.000" in lines
+def test_the_warm_arm_says_what_the_studys_row_first_adds():
+    """tpe-warm is tpe with the study's best row as first trial: over tpe, what the warm
+    start adds."""
+    def job(arm: str, scale: float) -> dict[str, object]:
+        return {"task": "text", "seed": 0, "arm": arm, "time_budget": 10,
+                "reports": [{**r, "value": float(r["value"]) * scale} for r in REPORTS]}  # type: ignore[arg-type]
+
+    lines = summarize([job("tpe", 2.0), job("tpe-warm", 1.0), job("random", 4.0)])
+    assert "RESULT search_vs_random=0.500" in lines
+    assert "RESULT warm_start_vs_random=0.250" in lines
+    assert "RESULT warm_start_vs_tpe=0.500" in lines

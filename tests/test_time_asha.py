@@ -61,14 +61,17 @@ def test_it_is_asha_on_seconds_and_every_trial_stops_at_the_top_rung():
     assert asha._recorded[2] == {"late": -0.001}
 
 
-def test_warm_start_rows_and_the_exploit_trial_are_never_stopped():
+def test_warm_start_rows_reach_the_top_rung_and_the_exploit_trial_is_never_stopped():
     row = {"depth": 4, "filters": 32}
     asha = TimeASHA((3.0, 9.0), protect=[row])
     assert asha.on_trial_result(None, _Trial("x"), _at(0.01, 3.0)) == CONTINUE
     assert asha.on_trial_result(None, _Trial("y"), _at(0.005, 3.0)) == CONTINUE
     assert asha.on_trial_result(None, _Trial("bad"), _at(0.9, 3.0)) == STOP
-    assert asha.on_trial_result(None, _Trial("row", {**row, "lr": 1e-3}), _at(0.9, 3.0)) \
-        == CONTINUE
+    warm = _Trial("row", {**row, "lr": 1e-3})
+    assert asha.on_trial_result(None, warm, _at(0.9, 3.0)) == CONTINUE
+    # At the top rung the row is ranked at equal cost and stops, like every other trial.
+    assert asha.on_trial_result(None, warm, _at(0.002, 9.0)) == STOP
+    assert asha._recorded[-1]["row"] == -0.002
     winner = _Trial("winner", {"depth": 2, C.EXPLOIT: True})
     for seconds in (3.0, 9.0, 200.0):
         assert asha.on_trial_result(None, winner, _at(0.9, seconds)) == CONTINUE
