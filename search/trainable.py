@@ -32,6 +32,9 @@ from spaces.notation import describe
 # searcher counts it FAIL and it never ranks (Ray requires the objective in every result).
 _NO_METRICS = dict.fromkeys(C.METRICS, math.nan)
 EXPLOIT_REPORT_SPACING = 4  # the trained-on best reports every 4 reports' worth of examples
+# ... at least, and then so that it trains at least this many times as long as it spends
+# validating and checkpointing between reports (`paced`).
+EXPLOIT_OVERHEAD_RATIO = 4.0
 
 
 def out_of_memory(exc: BaseException) -> bool:
@@ -184,14 +187,36 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
 
     timing = {C.STARTED_AT: started_at, C.IMPORT_SECONDS: imported - began,
               C.SETUP_SECONDS: time.perf_counter() - imported}
-    _train(trial, {C.NODE: node, **timing}, int(settings.checkpoint_every))
+    _train(trial, {C.NODE: node, **timing}, int(settings.checkpoint_every),
+           paced_from=report_images if config.get(C.EXPLOIT) else None)
 
 
-def _train(trial: Trial, extra: dict[str, Any], every: int) -> None:
+def paced(metrics: dict[str, Any], *, images: int, seconds: float, least: int,
+          epoch_size: int, ratio: float = EXPLOIT_OVERHEAD_RATIO) -> int:
+    """Examples until the next report, so that training takes at least `ratio` times what the
+    last report spent validating and checkpointing (`images` and `seconds`: trained so far).
+
+    The trial trained on is judged by no scheduler, so its reports only say how it stands.
+    On text, a small model trained an epoch of patches in 1 s, then validated whole pages for
+    2 s and checkpointed for 2 s: three quarters of its time went to reports. Spacing of an
+    epoch or more is rounded down to whole epochs (reports then land at epoch ends, where
+    checkpoints are taken); never below `least`."""
+    overhead = sum(float(metrics.get(key, 0.0)) for key in (C.VAL_SECONDS, C.CHECKPOINT_SECONDS))
+    if images <= 0 or seconds <= 0 or not math.isfinite(overhead):
+        return least
+    want = math.ceil(ratio * overhead * images / seconds)
+    if want >= epoch_size:
+        want = want // epoch_size * epoch_size
+    return max(least, want)
+
+
+def _train(trial: Trial, extra: dict[str, Any], every: int, *,
+           paced_from: int | None = None) -> None:
     """Report every `trial.reports()` result with `extra`, checkpointed at every `every`th
     epoch's end and at the last report; an out-of-memory error ends the trial with its verdict
     (a retry with the same config and resources runs out again), any other is Ray's to retry
-    from the last checkpoint."""
+    from the last checkpoint. With `paced_from`, the reports are spaced by `paced`, never
+    closer than that many examples."""
     try:
         for metrics in trial.reports():
             metrics.update(extra)
@@ -206,6 +231,9 @@ def _train(trial: Trial, extra: dict[str, Any], every: int) -> None:
             else:
                 metrics[C.CHECKPOINT_SECONDS] = 0.0
                 tune.report(metrics)
+            if paced_from:
+                trial.report_images = paced(metrics, images=trial.images, seconds=trial.seconds,
+                                            least=paced_from, epoch_size=trial.epoch_size)
     except Exception as exc:
         if not out_of_memory(exc):
             raise  # Ray records it and retries the trial from its last checkpoint

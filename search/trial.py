@@ -256,7 +256,7 @@ class Trial:
         self.images = images
         self.seconds = seconds
         self.epoch_size = data.epoch_size
-        self.report_images = min(report_images or self.epoch_size, self.epoch_size)
+        self.report_images = report_images or self.epoch_size  # `next_stop` says how it is read
         if self.report_images < 1:
             raise ValueError(f"report_images must be >= 1, got {report_images}")
         self.eval_batch_size = eval_batch_size or (
@@ -323,22 +323,45 @@ class Trial:
             if left <= 0:
                 return
 
+    def next_stop(self) -> int:
+        """Where the next report lands, in examples seen: `report_images` on, or the epoch's end
+        if sooner; a `report_images` of an epoch or more reports at the end of the last whole
+        epoch it spans (the trial trained on paces itself so: search/trainable.py)."""
+        epoch, start = divmod(self.images, self.epoch_size)
+        if self.report_images < self.epoch_size:
+            stop = epoch * self.epoch_size + min(start + self.report_images, self.epoch_size)
+        else:
+            stop = (epoch + self.report_images // self.epoch_size) * self.epoch_size
+        return min(stop, self.total_images)
+
+    def _train_to(self, stop: int) -> tuple[float, float, int, int]:
+        """Train from where the trial stands to example `stop`, across epochs; (loss sum, mse
+        sum, count, the last epoch trained)."""
+        loss_sum = mse_sum = 0.0
+        count, at, epoch = 0, self.images, self.images // self.epoch_size
+        while at < stop:
+            epoch, start = divmod(at, self.epoch_size)
+            end = min(stop - epoch * self.epoch_size, self.epoch_size)
+            seed_layers(self.model, (self.seed * 100_003 + at) % 2**31)
+            loss, mse, n = self._train_slice(epoch, start, end)
+            loss_sum, mse_sum, count = loss_sum + loss, mse_sum + mse, count + n
+            at = epoch * self.epoch_size + end
+        return loss_sum, mse_sum, count, epoch
+
     def reports(self) -> Iterator[dict[str, Any]]:
-        """Train up to config.epochs, yielding metrics every `report_images` examples and at
-        each epoch's end. Stops early, after yielding, when `health` says the trial is lost."""
+        """Train up to config.epochs, yielding metrics at each `next_stop`. Stops early, after
+        yielding, when `health` says the trial is lost."""
         while self.images < self.total_images:
-            epoch, start = divmod(self.images, self.epoch_size)
-            stop = min(start + self.report_images, self.epoch_size)
-            seed_layers(self.model, (self.seed * 100_003 + self.images) % 2**31)
+            stop = self.next_stop()
             began = time.perf_counter()
-            loss_sum, mse_sum, count = self._train_slice(epoch, start, stop)
+            loss_sum, mse_sum, count, epoch = self._train_to(stop)
             train_seconds = time.perf_counter() - began
             refresh_batchnorm(self.model, self._stat_batches(epoch))
             predicting = time.perf_counter()
             val = evaluate(self.model, list(self.data.val), self.config.loss, self.eval_batch_size)
             latency = (time.perf_counter() - predicting) / max(self.val_images, 1)
             val_seconds = time.perf_counter() - began - train_seconds
-            self.images += stop - start
+            self.images = stop
             self.seconds += train_seconds
             metrics = {
                 C.EPOCH: round(self.epoch, 6),

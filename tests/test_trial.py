@@ -116,6 +116,26 @@ def test_reports_inside_an_epoch_resume_at_the_same_example(mnist_small, tmp_pat
     assert rest[-1][C.VAL_MSE] == pytest.approx(history[-1][C.VAL_MSE], rel=1e-3)
 
 
+def test_reports_spanning_epochs_train_as_epoch_by_epoch(mnist_small):
+    """A report of two epochs' examples (the trial trained on, paced: search/trainable.py)
+    lands at the end of the second epoch, and trains the same examples in the same order as
+    reports at each epoch's end; a spacing that changes between reports is followed."""
+    config = ModelConfig(task="mnist", filters=(4,), epochs=5, batch_size=64, loss="bce")
+    by_epoch = list(Trial(config, mnist_small, seed=3).reports())
+    assert [m[C.IMAGES] for m in by_epoch] == [1000, 2000, 3000, 4000, 5000]
+    paced = Trial(config, mnist_small, seed=3, report_images=2000)
+    reports = paced.reports()
+    first = next(reports)
+    assert first[C.IMAGES] == 2000 and first[C.EPOCH] == 2
+    paced.report_images = 2500  # not whole epochs: the last whole epoch it reaches
+    second = next(reports)
+    assert second[C.IMAGES] == 4000
+    paced.report_images = 3000  # past the last epoch: the trial's end
+    assert [m[C.IMAGES] for m in reports] == [5000]
+    assert paced.images == 5000
+    assert second[C.VAL_MSE] == pytest.approx(by_epoch[3][C.VAL_MSE], rel=1e-3)
+
+
 def test_a_resumed_dropout_model_draws_the_same_masks(mnist_small, tmp_path):
     """Keras saves no dropout seed state; the trial seeds it at each report, so a trial
     resumed mid-epoch trains as if it never stopped."""
