@@ -483,9 +483,10 @@ def _search_alg(settings: SweepSettings) -> tuple[Any, dict[str, Any]]:
     if searcher is None:  # a grid
         return RelocatableVariantGenerator(max_concurrent=settings.max_concurrent or 0), \
             param_space
-    if settings.by_time and settings.time_budget_s:
+    rungs = settings.time_rungs
+    if rungs and settings.time_budget_s:
         searcher = ExploitBest(searcher, explore_s=settings.time_budget_s * EXPLORE_SHARE,
-                               max_t=settings.fidelity[1])
+                               max_t=rungs[-1])
     if settings.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
     return RelocatableSearchGenerator(searcher), param_space

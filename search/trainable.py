@@ -170,7 +170,8 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
         return
 
     report_images = settings.report_images
-    if config.get(C.EXPLOIT) and report_images:
+    exploit = bool(config.get(C.EXPLOIT))
+    if exploit and report_images:
         # The search's best, trained on (search/exploit.py): no scheduler judges it, so it
         # validates less often and trains more of the budget.
         report_images *= EXPLOIT_REPORT_SPACING
@@ -188,7 +189,7 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
     timing = {C.STARTED_AT: started_at, C.IMPORT_SECONDS: imported - began,
               C.SETUP_SECONDS: time.perf_counter() - imported}
     _train(trial, {C.NODE: node, **timing}, int(settings.checkpoint_every),
-           paced_from=report_images if config.get(C.EXPLOIT) else None)
+           paced_from=report_images if exploit else None)
 
 
 def paced(metrics: dict[str, Any], *, images: int, seconds: float, least: int,
