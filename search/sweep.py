@@ -38,6 +38,7 @@ from search.searchers import SPACES_OF_SEARCH, warm_points
 from search.settings import TrialSettings
 from search.time_asha import TimeASHA, time_rungs
 from search.trainable import train_autoencoder
+from search.trial import report_parts
 from spaces import constants as C
 from spaces import study
 from spaces.errors import UserError
@@ -118,7 +119,7 @@ class SweepSettings:
     def reports_per_epoch(self) -> int:
         if not self.epoch_size or not self.report_images:
             return 1
-        return math.ceil(self.epoch_size / self.report_images)
+        return report_parts(self.epoch_size, self.report_images)
 
     @property
     def max_reports(self) -> int:
@@ -368,8 +369,8 @@ def _all_trials_ended(settings: SweepSettings, *, out_of_budget: bool = False) -
 def report_images(settings: SweepSettings, data: TaskData) -> int:
     """Examples per report: --report-images, else enough that validating costs at most about
     half of the training between two reports (validation sees whole images, at about a third
-    of training's cost per pixel), at least 8 reports an epoch where the data allows, never
-    more than one epoch. With rungs in seconds (`by_time`), twice as often: a costly config's
+    of training's cost per pixel), at most 8 reports an epoch, never more than one epoch
+    (`Trial.next_stop` splits the epoch into equal parts of at least this many). With rungs in seconds (`by_time`), twice as often: a costly config's
     first verdict then comes near the first rung rather than several rungs later, and the
     one trial trained on reports less often (search/trainable.py)."""
     if settings.report_images:

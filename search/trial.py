@@ -134,16 +134,25 @@ def pixel_losses(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     }
 
 
+SHOWN = 6  # validation images a checkpoint keeps for the reconstruction sheet
+SHOWN_PAGES = 3  # or pages, which are larger
+
+
 def evaluate(model: Any, groups: list[tuple[np.ndarray, np.ndarray]], loss: str,
-             batch_size: int) -> dict[str, float]:
+             batch_size: int, keep: list[np.ndarray] | None = None) -> dict[str, float]:
     """Validation metrics over whole images: per-pixel loss and MSE, RMSE (Kaggle), and what
-    the health check needs (the output's spread, and how far the output is from the input)."""
+    the health check needs (the output's spread, and how far the output is from the input).
+    The outputs of the first `SHOWN` images, in order, are appended to `keep` where given:
+    a checkpoint's reconstructions then cost nothing (on text they are the validation pages,
+    and predicting them again took longer than validating)."""
     totals = {"mse": 0.0, "mae": 0.0, "bce": 0.0, "pixels": 0.0}
     out_sum = out_sq = input_gap = 0.0
     for x, y in groups:
         for start in range(0, len(x), batch_size):
-            pred = np.asarray(model.predict_on_batch(x[start : start + batch_size]),
-                              dtype=np.float64)
+            raw = np.asarray(model.predict_on_batch(x[start : start + batch_size]))
+            if keep is not None and len(keep) < SHOWN:
+                keep.extend(raw[i : i + 1] for i in range(min(len(raw), SHOWN - len(keep))))
+            pred = raw.astype(np.float64)
             for key, value in pixel_losses(pred, y[start : start + batch_size]).items():
                 totals[key] += value
             out_sum += float(np.sum(pred))
@@ -270,6 +279,8 @@ class Trial:
         self.notation = describe(config)
         self._order: tuple[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
         self.baselines = Baselines.of(list(data.val))
+        # (examples trained, the outputs `evaluate` kept then): what `save` shows
+        self._shown: tuple[int, list[np.ndarray]] | None = None
         self.val_images = sum(len(x) for x, _ in data.val)
 
     @property
@@ -324,12 +335,14 @@ class Trial:
                 return
 
     def next_stop(self) -> int:
-        """Where the next report lands, in examples seen: `report_images` on, or the epoch's end
-        if sooner; a `report_images` of an epoch or more reports at the end of the last whole
-        epoch it spans (the trial trained on paces itself so: search/trainable.py)."""
+        """Where the next report lands, in examples seen: the end of the epoch's next equal
+        part (`report_parts`); a `report_images` of an epoch or more reports at the end of the
+        last whole epoch it spans (the trial trained on paces itself so: search/trainable.py)."""
         epoch, start = divmod(self.images, self.epoch_size)
         if self.report_images < self.epoch_size:
-            stop = epoch * self.epoch_size + min(start + self.report_images, self.epoch_size)
+            parts = report_parts(self.epoch_size, self.report_images)
+            part = start * parts // self.epoch_size + 1  # the first part ending after `start`
+            stop = epoch * self.epoch_size + -(-part * self.epoch_size // parts)
         else:
             stop = (epoch + self.report_images // self.epoch_size) * self.epoch_size
         return min(stop, self.total_images)
@@ -357,12 +370,14 @@ class Trial:
             loss_sum, mse_sum, count, epoch = self._train_to(stop)
             train_seconds = time.perf_counter() - began
             refresh_batchnorm(self.model, self._stat_batches(epoch))
-            predicting = time.perf_counter()
-            val = evaluate(self.model, list(self.data.val), self.config.loss, self.eval_batch_size)
+            predicting, shown = time.perf_counter(), []
+            val = evaluate(self.model, list(self.data.val), self.config.loss, self.eval_batch_size,
+                           keep=shown)
             latency = (time.perf_counter() - predicting) / max(self.val_images, 1)
             val_seconds = time.perf_counter() - began - train_seconds
             self.images = stop
             self.seconds += train_seconds
+            self._shown = (self.images, shown)
             metrics = {
                 C.EPOCH: round(self.epoch, 6),
                 C.IMAGES: self.images,
@@ -391,7 +406,8 @@ class Trial:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save(directory / C.MODEL_FILE)
-        arrays = reconstructions(self.model, self.data)
+        shown = self._shown[1] if self._shown and self._shown[0] == self.images else None
+        arrays = reconstructions(self.model, self.data, shown)
         np.savez_compressed(directory / C.RECONSTRUCTIONS_FILE, **arrays)  # type: ignore[arg-type]
         state = {"images": self.images, "seconds": self.seconds, "seed": self.seed}
         (directory / C.STATE_FILE).write_text(json.dumps(state))
@@ -414,20 +430,36 @@ class Trial:
                    seconds=state["seconds"], report_images=report_images)
 
 
-def reconstructions(model: Any, data: TaskData, count: int = 6) -> dict[str, np.ndarray]:
-    """A few validation inputs, outputs and targets, for the results' reconstruction sheet.
+def report_parts(epoch_size: int, report_images: int) -> int:
+    """Reports in an epoch: as many equal parts of at least `report_images` examples as fit,
+    and at least one. Equal, because the remainder of an epoch was its own report: 159 examples
+    a report in an epoch of 160 (text) made every other report one example long, and so
+    validated and checkpointed twice an epoch for an epoch's training."""
+    if epoch_size < 1 or report_images < 1:
+        raise ValueError(f"epoch_size and report_images must be >= 1, "
+                         f"got {epoch_size} and {report_images}")
+    return max(1, epoch_size // report_images)
+
+
+def reconstructions(model: Any, data: TaskData,
+                    outputs: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """A few validation inputs, outputs and targets, for the results' reconstruction sheet:
+    `SHOWN` images, or `SHOWN_PAGES` pages. `outputs` are the model's for the first of the
+    validation images, one (1, h, w, c) array each, as `evaluate` keeps them; predicted here
+    where not given.
 
     Same-size images come as one stack (`inputs`, ...); pages, whose heights differ, as one
-    triple per page (`inputs_0`, `outputs_0`, `targets_0`, ...), at most three.
+    triple per page (`inputs_0`, `outputs_0`, `targets_0`, ...).
     """
+    images = [(gx[i : i + 1], gy[i : i + 1]) for gx, gy in data.val for i in range(len(gx))]
+    shown = images[: SHOWN_PAGES if data.val_names else SHOWN]
+    if outputs is None or len(outputs) < len(shown):
+        outputs = [np.asarray(model.predict_on_batch(x)) for x, _ in shown]
     if not data.val_names:
-        x, y = data.val[0]
-        return {"inputs": x[:count], "outputs": np.asarray(model.predict(x[:count], verbose=0)),
-                "targets": y[:count]}
-    pages = [(gx[i : i + 1], gy[i : i + 1]) for gx, gy in data.val for i in range(len(gx))]
+        return {"inputs": np.concatenate([x for x, _ in shown]),
+                "outputs": np.concatenate(outputs[: len(shown)]),
+                "targets": np.concatenate([y for _, y in shown])}
     arrays: dict[str, np.ndarray] = {}
-    for i, (px, py) in enumerate(pages[: min(count, 3)]):
-        arrays[f"inputs_{i}"] = px
-        arrays[f"outputs_{i}"] = np.asarray(model.predict(px, verbose=0))
-        arrays[f"targets_{i}"] = py
+    for i, ((px, py), out) in enumerate(zip(shown, outputs, strict=False)):
+        arrays[f"inputs_{i}"], arrays[f"outputs_{i}"], arrays[f"targets_{i}"] = px, out, py
     return arrays

@@ -75,3 +75,26 @@ def test_a_checkpoint_without_reconstructions_is_exported_from_its_model(pages, 
     sheet = np.load(best / C.RECONSTRUCTIONS_FILE)
     assert sheet["outputs_0"].shape == sheet["targets_0"].shape
     assert json.loads((best / C.METRICS_FILE).read_text())[C.VAL_MSE] == 0.5
+
+
+def test_a_checkpoint_shows_the_outputs_its_last_validation_computed(pages, tmp_path):
+    """A report's checkpoint reuses the validation's outputs for its reconstruction sheet (on
+    text these are the validation pages: predicting them again cost more than validating);
+    they are the model's outputs at that checkpoint, and a save away from a report predicts."""
+    from search.trial import SHOWN_PAGES, Trial
+
+    config = ModelConfig(task="text", filters=(2,), epochs=2, batch_size=4)
+    trial = Trial(config, pages, seed=0, report_images=pages.epoch_size)
+    next(trial.reports())
+    trial.save(tmp_path / "kept")
+    sheet = np.load(tmp_path / "kept" / C.RECONSTRUCTIONS_FILE)
+    shown = min(SHOWN_PAGES, pages.n_val)
+    assert sorted(sheet.files) == sorted(f"{kind}_{i}" for kind in ("inputs", "outputs", "targets")
+                                         for i in range(shown))
+    for i in range(shown):
+        again = np.asarray(trial.model.predict_on_batch(sheet[f"inputs_{i}"]))
+        np.testing.assert_allclose(sheet[f"outputs_{i}"], again, atol=1e-6)
+    trial._shown = (trial.images - 1, [np.zeros_like(sheet["outputs_0"])])  # stale: not used
+    trial.save(tmp_path / "predicted")
+    predicted = np.load(tmp_path / "predicted" / C.RECONSTRUCTIONS_FILE)
+    np.testing.assert_allclose(predicted["outputs_0"], sheet["outputs_0"], atol=1e-6)

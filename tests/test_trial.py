@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from search.data import DataOptions, load_task
-from search.trial import Baselines, Trial, evaluate, health, pixel_losses
+from search.trial import Baselines, Trial, evaluate, health, pixel_losses, report_parts
 from spaces import constants as C
 from spaces.config import ModelConfig
 from spaces.notation import parse_row
@@ -95,13 +96,14 @@ def test_bce_trial_reports_mse_beside_its_loss(mnist_small):
 
 
 def test_reports_inside_an_epoch_resume_at_the_same_example(mnist_small, tmp_path):
-    """A report every 300 examples: 1000 images an epoch give reports at 300, 600, 900, 1000;
-    a checkpoint at any report resumes there and trains the same examples as without it."""
+    """At least 300 examples a report: 1000 images an epoch are three equal parts, reports at
+    334, 667, 1000 (no 100-example remainder of its own); a checkpoint at any report resumes
+    there and trains the same examples as without it."""
     config = ModelConfig(task="mnist", filters=(4,), epochs=2, batch_size=64, loss="bce")
     whole = Trial(config, mnist_small, seed=5, report_images=300)
     history = list(whole.reports())
-    assert [m[C.IMAGES] for m in history] == [300, 600, 900, 1000, 1300, 1600, 1900, 2000]
-    assert [m[C.EPOCH] for m in history] == [0.3, 0.6, 0.9, 1, 1.3, 1.6, 1.9, 2]
+    assert [m[C.IMAGES] for m in history] == [334, 667, 1000, 1334, 1667, 2000]
+    assert [m[C.EPOCH] for m in history] == [0.334, 0.667, 1, 1.334, 1.667, 2]
 
     split = Trial(config, mnist_small, seed=5, report_images=300)
     reports = split.reports()
@@ -110,10 +112,34 @@ def test_reports_inside_an_epoch_resume_at_the_same_example(mnist_small, tmp_pat
     split.save(tmp_path, middle)
     resumed = Trial.resume(tmp_path, config, mnist_small, report_images=300)
     rest = list(resumed.reports())
-    assert [m[C.IMAGES] for m in rest] == [900, 1000, 1300, 1600, 1900, 2000]
+    assert [m[C.IMAGES] for m in rest] == [1000, 1334, 1667, 2000]
     # Same examples in the same order from the same weights: the same model (up to float
     # reduction order, which the single-threaded backend keeps).
     assert rest[-1][C.VAL_MSE] == pytest.approx(history[-1][C.VAL_MSE], rel=1e-3)
+
+
+@pytest.mark.parametrize(("epoch_size", "report_images", "parts"),
+                         [(160, 159, 1), (160, 80, 2), (160, 81, 1), (1000, 300, 3),
+                          (1000, 63, 15), (5, 1, 5), (10, 10, 1)])
+def test_an_epoch_is_reported_in_equal_parts(epoch_size, report_images, parts):
+    """As many equal parts of at least `report_images` as fit: 159 a report in an epoch of
+    160 (text's validation cost) is one report an epoch, not one of 159 and one of 1."""
+    assert report_parts(epoch_size, report_images) == parts
+    # next_stop reads only where training stands: no model needed to walk three epochs
+    trial = SimpleNamespace(epoch_size=epoch_size, report_images=report_images,
+                            total_images=3 * epoch_size, images=0)
+    stops: list[int] = []
+    while trial.images < trial.total_images:
+        trial.images = Trial.next_stop(trial)  # type: ignore[arg-type]
+        stops.append(trial.images)
+    assert len(stops) == 3 * parts and stops[parts - 1] == epoch_size
+    sizes = {b - a for a, b in zip([0, *stops], stops, strict=False)}
+    assert max(sizes) - min(sizes) <= 1 and min(sizes) >= min(report_images, epoch_size)
+
+
+def test_report_parts_refuses_nonpositive_sizes():
+    with pytest.raises(ValueError, match="report_images"):
+        report_parts(160, 0)
 
 
 def test_reports_spanning_epochs_train_as_epoch_by_epoch(mnist_small):
@@ -271,3 +297,20 @@ def test_a_batchnorm_trial_validates_on_statistics_of_its_current_weights(mnist_
     (stale,) = list(Trial(config, mnist_small, seed=0).reports())
     assert refreshed[C.TRAIN_MSE] == pytest.approx(stale[C.TRAIN_MSE], rel=1e-4)  # same weights
     assert refreshed[C.VAL_MSE] < 0.6 * stale[C.VAL_MSE]
+
+
+def test_a_checkpoint_of_images_shows_the_first_validation_outputs(mnist_small, tmp_path):
+    """Same-size images: one stack of the first `SHOWN`, the outputs those the validation
+    computed, equal to predicting them again."""
+    from search.trial import SHOWN
+
+    config = ModelConfig(task="mnist", filters=(4,), epochs=1, batch_size=64, loss="bce")
+    trial = Trial(config, mnist_small, seed=1, report_images=500)
+    next(trial.reports())
+    trial.save(tmp_path)
+    sheet = np.load(tmp_path / C.RECONSTRUCTIONS_FILE)
+    x, y = mnist_small.val[0]
+    np.testing.assert_array_equal(sheet["inputs"], x[:SHOWN])
+    np.testing.assert_array_equal(sheet["targets"], y[:SHOWN])
+    again = np.asarray(trial.model.predict_on_batch(x[:SHOWN]))
+    np.testing.assert_allclose(sheet["outputs"], again, atol=1e-6)
