@@ -146,7 +146,7 @@ def _announce(settings: SweepSettings) -> None:
     print(f"searcher {settings.search}: {SEARCHERS[settings.search].why}", flush=True)
     print(journal.how_to_watch(settings.experiment_dir, settings.is_uri), flush=True)
     per_epoch = settings.reports_per_epoch
-    reports = (f"a report every {settings.epoch_size / per_epoch:,.0f} training examples "
+    reports = (f"a report every {(settings.epoch_size or 0) / per_epoch:,.0f} training examples "
                f"({per_epoch} per epoch of {settings.epoch_size:,})")
     if settings.time_rungs and settings.time_budget_s:
         from search.exploit import EXPLORE_SHARE

@@ -370,9 +370,10 @@ def report_images(settings: SweepSettings, data: TaskData) -> int:
     """Examples per report: --report-images, else enough that validating costs at most about
     half of the training between two reports (validation sees whole images, at about a third
     of training's cost per pixel), at most 8 reports an epoch, never more than one epoch
-    (`Trial.next_stop` splits the epoch into equal parts of at least this many). With rungs in seconds (`by_time`), twice as often: a costly config's
-    first verdict then comes near the first rung rather than several rungs later, and the
-    one trial trained on reports less often (search/trainable.py)."""
+    (`Trial.next_stop` splits the epoch into equal parts of at least this many). With rungs
+    in seconds (`by_time`), twice as often: a costly config's first verdict then comes near
+    the first rung rather than several rungs later, and the one trial trained on reports less
+    often (search/trainable.py)."""
     if settings.report_images:
         return min(settings.report_images, data.epoch_size)
     first, _ = data.training_groups(0)[0]

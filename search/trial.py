@@ -370,7 +370,8 @@ class Trial:
             loss_sum, mse_sum, count, epoch = self._train_to(stop)
             train_seconds = time.perf_counter() - began
             refresh_batchnorm(self.model, self._stat_batches(epoch))
-            predicting, shown = time.perf_counter(), []
+            shown: list[np.ndarray] = []
+            predicting = time.perf_counter()
             val = evaluate(self.model, list(self.data.val), self.config.loss, self.eval_batch_size,
                            keep=shown)
             latency = (time.perf_counter() - predicting) / max(self.val_images, 1)
