@@ -159,10 +159,11 @@ class Options:
                                "--time-budget, ASHA counts seconds instead, its rungs fitted to "
                                "the budget)", "sweep",
                                modes=ONLY_SWEEP, low=1, integer=True)
-    report_images: int | None = option(None, "training examples between two reports, ASHA's "
-                                       "unit (default: automatic, several reports an epoch; "
-                                       "the run prints it)", "sweep", modes=ONLY_SWEEP, low=1,
-                                       integer=True)
+    report_images: int | None = option(None, "training examples between two reports at "
+                                       "least, ASHA's unit: an epoch is split into equal "
+                                       "parts of at least this many (default: automatic, "
+                                       "several reports an epoch; the run prints it)",
+                                       "sweep", modes=ONLY_SWEEP, low=1, integer=True)
     budget_epochs: float | None = option(None, "end the sweep once its trials together "
                                          "trained this many epochs", "sweep",
                                          modes=ONLY_SWEEP, low=0, low_open=True)
