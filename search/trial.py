@@ -6,6 +6,7 @@ checkpointing with `Trial.save()` and resuming with `Trial.resume()`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -452,8 +453,8 @@ def reconstructions(model: Any, data: TaskData,
     Same-size images come as one stack (`inputs`, ...); pages, whose heights differ, as one
     triple per page (`inputs_0`, `outputs_0`, `targets_0`, ...).
     """
-    images = [(gx[i : i + 1], gy[i : i + 1]) for gx, gy in data.val for i in range(len(gx))]
-    shown = images[: SHOWN_PAGES if data.val_names else SHOWN]
+    images = ((gx[i : i + 1], gy[i : i + 1]) for gx, gy in data.val for i in range(len(gx)))
+    shown = list(itertools.islice(images, SHOWN_PAGES if data.val_names else SHOWN))
     if outputs is None or len(outputs) < len(shown):
         outputs = [np.asarray(model.predict_on_batch(x)) for x, _ in shown]
     if not data.val_names:
