@@ -123,21 +123,26 @@ def _continued(source: str, model: ModelConfig, data: TaskData,
     """The search's best config, continued from trial `source`'s checkpoint at ASHA's top
     rung (search/exploit.py), else None: it then trains from the start. Local storage only,
     as `newest_checkpoints`."""
+    here = tune.get_context().get_trial_id()
     try:
         session = internals.trial_session()
         storage = session.storage if session is not None else None
         if storage is None or type(storage.storage_filesystem).__name__ != "LocalFileSystem":
+            print(f"trial {here}: trains from the start (trial {source}'s checkpoint is on "
+                  f"remote storage)")
             return None
         directory = source_checkpoint(Path(storage.trial_fs_path), source)
         if directory is None:
+            print(f"trial {here}: trial {source} left no complete checkpoint; training from "
+                  f"the start")
             return None
         trial = Trial.resume(directory, model, data, report_images=report_images)
     except Exception as exc:  # noqa: BLE001 - pruned, damaged, moved: train from the start
-        print(f"trial {tune.get_context().get_trial_id()}: cannot continue from trial "
-              f"{source} ({type(exc).__name__}: {exc}); training from the start")
+        print(f"trial {here}: cannot continue from trial {source} "
+              f"({type(exc).__name__}: {exc}); training from the start")
         return None
-    print(f"trial {tune.get_context().get_trial_id()}: continues from trial {source}'s "
-          f"checkpoint at {trial.seconds:.1f} s of training ({directory.name})")
+    print(f"trial {here}: continues from trial {source}'s checkpoint at "
+          f"{trial.seconds:.1f} s of training ({directory.name})")
     return trial
 
 
