@@ -150,6 +150,23 @@ def test_a_collapsed_study_row_is_judged_by_its_recipe_run():
     assert by.loc["study mnist/1.2/2", "seeds"] == "0/2"
 
 
+def test_a_collapsed_study_row_with_a_test_figure_is_not_the_reference():
+    """The stage tests a collapsed run too (noisy MNIST's row as printed: 0.114, a constant
+    image on every seed); the recipe run, which learned, is what the search must beat."""
+    runs = _runs({"search 1": ("search", [0.0107, 0.0106, 0.0107], [0.0107, 0.0107, 0.0106]),
+                  "study mnist-denoise/2.2/3": ("study", [0.114, 0.114, 0.114],
+                                                [0.113, 0.113, 0.113]),
+                  "study mnist-denoise/2.2/3 (bce)": ("study, default recipe",
+                                                      [0.0126, 0.0128, 0.0127],
+                                                      [0.0126, 0.0129, 0.0128])})
+    runs.loc[runs["kind"] == "study", "status"] = C.Status.COLLAPSED
+    table = finalists_table(runs, {})
+    by = table.set_index("candidate")
+    assert by.loc["study mnist-denoise/2.2/3 (bce)", "verdict"] == "reference"
+    assert by.loc["study mnist-denoise/2.2/3", "verdict"] == "worse"
+    assert finalist_vs_study(table) == pytest.approx(0.010667 / 0.0127, rel=1e-3)
+
+
 def test_the_verdict_needs_two_seeds_and_non_overlapping_intervals():
     assert verdict(np.array([0.1]), np.array([0.2, 0.3])).startswith("n/a")
     assert verdict(np.array([0.1, 0.3]), np.array([0.2, 0.25])) == "within noise"
