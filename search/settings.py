@@ -27,6 +27,3 @@ class TrialSettings:
     seed: int = default_of("seed")  # the sweep's; repeats of a grid point add their number
     report_images: int | None = None  # training examples between reports (None: an epoch)
     precision: str = default_of("precision")  # search.precision: decided where trials run
-    # ASHA's top rung in seconds of training (a time budget): a trial checkpoints at the report
-    # that reaches it, where ASHA stops it, so that the search's best continues from there.
-    checkpoint_at_seconds: float | None = None

@@ -157,7 +157,6 @@ class SweepSettings:
             max_activation_mb=self.max_activation_mb, guard_shape=self.guard_shape,
             checkpoint_every=self.checkpoint_every, seed=self.seed,
             report_images=self.report_images, precision=self.precision,
-            checkpoint_at_seconds=self.time_rungs[-1] if self.time_rungs else None,
         )
 
 

@@ -19,7 +19,6 @@ from ray import tune
 from search import internals
 from search.checkpoints import pruned_result
 from search.data import TaskData
-from search.exploit import continues_from
 from search.precision import resolve
 from search.settings import TrialSettings
 from search.trial import Trial, configure_backend
@@ -107,45 +106,6 @@ def _resumed(model: ModelConfig, data: TaskData,
     return None, {}
 
 
-def source_checkpoint(trial_dir: Path, source: str) -> Path | None:
-    """The newest complete checkpoint of trial `source`, a sibling of `trial_dir` in the
-    sweep's directory (`trial_<id>`), else None."""
-    found = []
-    for directory in (trial_dir.parent / f"trial_{source}").glob("checkpoint_*"):
-        images = _checkpoint_images(directory)
-        if images is not None:
-            found.append((images, directory.name, directory))
-    return max(found)[2] if found else None
-
-
-def _continued(source: str, model: ModelConfig, data: TaskData,
-               report_images: int | None) -> Trial | None:
-    """The search's best config, continued from trial `source`'s checkpoint at ASHA's top
-    rung (search/exploit.py), else None: it then trains from the start. Local storage only,
-    as `newest_checkpoints`."""
-    here = tune.get_context().get_trial_id()
-    try:
-        session = internals.trial_session()
-        storage = session.storage if session is not None else None
-        if storage is None or type(storage.storage_filesystem).__name__ != "LocalFileSystem":
-            print(f"trial {here}: trains from the start (trial {source}'s checkpoint is on "
-                  f"remote storage)")
-            return None
-        directory = source_checkpoint(Path(storage.trial_fs_path), source)
-        if directory is None:
-            print(f"trial {here}: trial {source} left no complete checkpoint; training from "
-                  f"the start")
-            return None
-        trial = Trial.resume(directory, model, data, report_images=report_images)
-    except Exception as exc:  # noqa: BLE001 - pruned, damaged, moved: train from the start
-        print(f"trial {here}: cannot continue from trial {source} "
-              f"({type(exc).__name__}: {exc}); training from the start")
-        return None
-    print(f"trial {here}: continues from trial {source}'s checkpoint at "
-          f"{trial.seconds:.1f} s of training ({directory.name})")
-    return trial
-
-
 def _pruned_result() -> dict[str, Any] | None:
     """This trial's last result if the sweep pruned its checkpoints (`search.checkpoints`)."""
     try:
@@ -216,13 +176,6 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
         # validates less often and trains more of the budget.
         report_images *= EXPLOIT_REPORT_SPACING
     trial, last_metrics = _resumed(model, data, report_images)
-    source = continues_from(config)
-    if trial is None and source is not None:
-        trial = _continued(source, model, data, report_images)
-        last_metrics = {C.CONTINUED_FROM: source} if trial is not None else {}
-    # Its reports name the trial it continued from, also once resumed from its own checkpoint.
-    continued = {C.CONTINUED_FROM: last_metrics[C.CONTINUED_FROM]} \
-        if last_metrics.get(C.CONTINUED_FROM) else {}
     if trial is None:
         trial = Trial(model, data, report_images=report_images,
                       precision=resolve(settings.precision, resources.get("GPU")),
@@ -235,9 +188,8 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
 
     timing = {C.STARTED_AT: started_at, C.IMPORT_SECONDS: imported - began,
               C.SETUP_SECONDS: time.perf_counter() - imported}
-    _train(trial, {C.NODE: node, **continued, **timing}, int(settings.checkpoint_every),
-           paced_from=report_images if exploit else None,
-           checkpoint_at=None if exploit else settings.checkpoint_at_seconds)
+    _train(trial, {C.NODE: node, **timing}, int(settings.checkpoint_every),
+           paced_from=report_images if exploit else None)
 
 
 def paced(metrics: dict[str, Any], *, images: int, seconds: float, least: int,
@@ -260,23 +212,18 @@ def paced(metrics: dict[str, Any], *, images: int, seconds: float, least: int,
 
 
 def _train(trial: Trial, extra: dict[str, Any], every: int, *,
-           paced_from: int | None = None, checkpoint_at: float | None = None) -> None:
+           paced_from: int | None = None) -> None:
     """Report every `trial.reports()` result with `extra`, checkpointed at every `every`th
-    epoch's end, at the first report at `checkpoint_at` seconds of training or more, and at
-    the last report; an out-of-memory error ends the trial with its verdict (a retry with the
-    same config and resources runs out again), any other is Ray's to retry from the last
-    checkpoint. With `paced_from`, the reports are spaced by `paced`, never closer than that
-    many examples."""
-    at_rung = checkpoint_at is not None and trial.seconds >= checkpoint_at  # resumed past it
+    epoch's end and at the last report; an out-of-memory error ends the trial with its verdict
+    (a retry with the same config and resources runs out again), any other is Ray's to retry
+    from the last checkpoint. With `paced_from`, the reports are spaced by `paced`, never
+    closer than that many examples."""
     try:
         for metrics in trial.reports():
             metrics.update(extra)
             epoch_end = trial.images % trial.epoch_size == 0
             last = trial.images >= trial.total_images or C.VERDICT in metrics
-            rung = (not at_rung and checkpoint_at is not None and trial.seconds >= checkpoint_at
-                    and C.VERDICT not in metrics)
-            at_rung = at_rung or rung
-            if (epoch_end and round(trial.epoch) % every == 0) or last or rung:
+            if (epoch_end and round(trial.epoch) % every == 0) or last:
                 with tempfile.TemporaryDirectory() as directory:
                     saving = time.perf_counter()
                     trial.save(directory, metrics)

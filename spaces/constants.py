@@ -32,8 +32,6 @@ REASON = "reason"  # why, in words
 EPOCH_SECONDS = "epoch_seconds"
 SECONDS = "seconds"  # training seconds so far, summed over reports: a time budget's ASHA unit
 NODE = "node"  # Ray node id of the worker that ran the epoch
-# The trial whose top-rung checkpoint the search's best continued from (search/exploit.py).
-CONTINUED_FROM = "continued_from"
 PRECISION = "precision"  # the Keras dtype policy the trial trained in (float32, mixed_bfloat16)
 # Where a trial's wall time went (bench/overhead.py reads them): this report's validation and
 # checkpoint write, and, once per trial, importing Keras (only a worker's first trial pays it),
