@@ -30,7 +30,6 @@ from spaces import constants as C
 from spaces.study import StudyRow, row
 
 SEMS = 2.0  # the verdict's interval: mean +/- 2 standard errors over the seeds
-LOST = (C.Status.COLLAPSED, C.Status.DIVERGED)  # runs.csv's status of a run that ended so
 SEARCH, STUDY, STUDY_RECIPE = "search", "study", "study, default recipe"  # search/refit.py's
 STUDY_TRAIN_IMAGES = {"mnist": 60_000, "mnist-denoise": 60_000}
 TEST_SPLIT = {"text": "held-out labelled pages"}
@@ -99,7 +98,7 @@ def _reference(frame: pd.DataFrame) -> str | None:
     it finished healthy with a test figure, then with the default recipe. A collapsed run is
     tested too (the stage writes its figure: noisy MNIST's row as printed, 0.114, a constant
     image), but a win over a constant image says nothing of the search."""
-    healthy = ~frame["status"].isin(LOST) if "status" in frame else True
+    healthy = ~frame["status"].isin(C.UNHEALTHY) if "status" in frame else True
     for kind in (STUDY, STUDY_RECIPE):
         rows = frame[(frame["kind"] == kind) & frame[C.TEST_MSE].notna() & healthy]
         if not rows.empty:

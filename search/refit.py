@@ -41,10 +41,9 @@ from spaces.study import row, study_rows, training_defaults
 
 SEARCH, STUDY, STUDY_RECIPE = "search", "study", "study, default recipe"
 RUNS_EXPERIMENT, RECIPE_EXPERIMENT = "runs", "recipe"
-LOST = frozenset({C.Status.COLLAPSED, C.Status.DIVERGED})
-# A run that ended itself: it is done, and has no test figure.
 PLACEMENT = ("address", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "verbose")
-VERDICTS = frozenset({*LOST, C.Status.REFUSED, C.Status.OUT_OF_MEMORY})
+# A run that ended itself: it is done, with or without a test figure (a collapsed one has one).
+VERDICTS = frozenset({*C.UNHEALTHY, C.Status.REFUSED, C.Status.OUT_OF_MEMORY})
 
 
 class FinalistsError(InputError):
@@ -395,7 +394,7 @@ def _check_record(plan: Plan, record: dict[str, Any]) -> None:
 
 def _lost_rows(rows: list[dict[str, Any]]) -> set[str]:
     """Study rows of which a seed collapsed or diverged: they also train with the recipe."""
-    return {r["source"] for r in rows if r["kind"] == STUDY and r["status"] in LOST}
+    return {r["source"] for r in rows if r["kind"] == STUDY and r["status"] in C.UNHEALTHY}
 
 
 def _export_best(plan: Plan, rows: list[dict[str, Any]], data: TaskData) -> dict[str, Any] | None:
