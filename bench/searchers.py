@@ -15,10 +15,7 @@ Each job is one (task, seed, arm) in its own process, given `--time-budget` wall
   study: the study's rows of the task as a grid (FIFO), the same epochs each, in table order;
   best-row: the study's best row of the task, trained alone (no Ray, on one CPU thread as a
       trial) until the time is up, with its own loss; best-row-bce: the same with binary
-      cross-entropy, the default space's recipe (the best MNIST denoiser collapses under MSE);
-      best-row-cooled, best-row-bce-cooled: the same, its learning rate cooled down to the
-      time's end as the search's trained-on best does (search/cooldown.py): what the
-      cooldown alone is worth, apart from the search.
+      cross-entropy, the default space's recipe (the best MNIST denoiser collapses under MSE).
 `--slots` jobs run at once, each trial on one CPU (and `--gpus-per-trial` of a GPU). With
 `--address`, the sweeps share that Ray cluster (start it with as many CPUs as slots); else each
 job starts its own Ray. Jobs
@@ -35,7 +32,6 @@ seeds), then
   RESULT warm_start_vs_random, warm_start_vs_tpe=<the same median for tpe-warm (tpe with
       --warm-start report) over random, and over tpe: what the study's row first adds>
   RESULT search_vs_best_row=<median over tasks of best(tpe)/best row alone, at equal time>
-  RESULT search_vs_best_row_cooled=<the same against the best row cooled down>
   RESULT efficiency_ratio=<median over pairs of best(tpe)/best(study's rows), equal time>
 and the same ratios at equal images (each pair cut at the images the smaller arm trained).
 """
@@ -71,9 +67,7 @@ SEARCH_ARMS = ("tpe", "optuna", "random")
 WARM = {"tpe-warm": "tpe"}
 # tpe-mo: the default searcher on two objectives, val_mse and params (bench/pareto.py reads it).
 MULTI_OBJECTIVE = {"tpe-mo": ("val_mse", "params")}
-ROWS = ("best-row", "best-row-bce")  # the study's best row alone: its own loss, then BCE
-COOLED = tuple(f"{row}-cooled" for row in ROWS)  # ... with the trained-on best's cooldown
-ARMS = (*SEARCH_ARMS, *WARM, "study", *ROWS, *COOLED, *MULTI_OBJECTIVE)
+ARMS = (*SEARCH_ARMS, *WARM, "study", "best-row", "best-row-bce", *MULTI_OBJECTIVE)
 Report = dict[str, Any]  # t (s since the job's start), images (spent so far), trial, value, ok
 
 
@@ -146,11 +140,9 @@ def _run_sweep(task: str, seed: int, arm: str, args: argparse.Namespace) -> list
 
 
 def _run_row(task: str, seed: int, arm: str, args: argparse.Namespace) -> list[Report]:
-    """The study's best row alone, trained until the time is up (no Ray, one process); a
-    `-cooled` arm cools its learning rate down to the time's end."""
+    """The study's best row alone, trained until the time is up (no Ray, one process)."""
     import keras
 
-    from search.cooldown import cooldown_callback
     from search.data import load_task
     from search.sweep import SweepSettings, report_images, with_data
     from search.trial import Trial, configure_backend
@@ -163,13 +155,9 @@ def _run_row(task: str, seed: int, arm: str, args: argparse.Namespace) -> list[R
     data = load_task(task, options)
     row = next(r for r in study_rows(task) if r.best)
     config = row.config.replace(epochs=ROW_EPOCHS,
-                                **({"loss": "bce"} if "-bce" in arm else {}))
+                                **({"loss": "bce"} if arm.endswith("bce") else {}))
     settings = with_data(SweepSettings(task=task, data=options), data)
     trial = Trial(config, data, seed=seed, report_images=report_images(settings, data))
-    if arm in COOLED and not args.budget_images:
-        now = time.time()
-        trial.callbacks.append(cooldown_callback(config.lr, start=now,
-                                                 deadline=now + args.time_budget))
     start, out = time.perf_counter(), []
     for metrics in trial.reports():
         t = time.perf_counter() - start
@@ -289,12 +277,11 @@ def pair_table(jobs: list[dict[str, Any]], axis: str, budget: float) -> Any:
                 pair["warm_vs_tpe"] = _ratio(best_at(warm["reports"], **{axis: budget}), best)
         if get["study"] is not None:
             pair["vs_study"] = _ratio(best, best_at(get["study"]["reports"], **{axis: budget}))
-        for column, arms in (("vs_best_row", ROWS), ("vs_best_row_cooled", COOLED)):
-            own = [best_at(job["reports"], **{axis: budget})
-                   for job in (get[arm] for arm in arms) if job is not None]
-            usable = [v for v in own if math.isfinite(v)]  # own loss, else the BCE recipe
-            if usable:
-                pair[column] = _ratio(best, usable[0])
+        own = [best_at(job["reports"], **{axis: budget})
+               for job in (get["best-row"], get["best-row-bce"]) if job is not None]
+        usable = [v for v in own if math.isfinite(v)]  # own loss, else the BCE recipe
+        if usable:
+            pair["vs_best_row"] = _ratio(best, usable[0])
         pairs.append(pair)
     return pd.DataFrame(pairs)
 
@@ -318,10 +305,9 @@ def result_lines(frame: Any) -> list[str]:
     if "warm_vs_tpe" in frame:
         lines.append(f"RESULT warm_start_vs_random={med('warm_vs_random'):.3f}")
         lines.append(f"RESULT warm_start_vs_tpe={med('warm_vs_tpe'):.3f}")
-    for column in ("vs_best_row", "vs_best_row_cooled"):
-        if column in frame:
-            per_task = frame.groupby("task")[column].median()
-            lines.append(f"RESULT search_{column}={statistics.median(per_task):.3f}")
+    if "vs_best_row" in frame:
+        per_task = frame.groupby("task")["vs_best_row"].median()
+        lines.append(f"RESULT search_vs_best_row={statistics.median(per_task):.3f}")
     if "vs_study" in frame:
         lines.append(f"RESULT efficiency_ratio={med('vs_study'):.3f}")
     return lines
@@ -374,8 +360,7 @@ def _groups(args: argparse.Namespace, out: Path) -> list[tuple[tuple[str, int], 
     for seed in args.seeds:
         for task in args.tasks:
             for arm in args.arms:
-                same_as_best_row = (arm.startswith("best-row-bce")
-                                    and _best_row_loss(task) == "bce")
+                same_as_best_row = arm == "best-row-bce" and _best_row_loss(task) == "bce"
                 if not same_as_best_row and not (out / f"{task}-{seed}-{arm}.json").is_file():
                     groups.setdefault((task, seed), []).append(arm)
     return list(groups.items())

@@ -27,6 +27,3 @@ class TrialSettings:
     seed: int = default_of("seed")  # the sweep's; repeats of a grid point add their number
     report_images: int | None = None  # training examples between reports (None: an epoch)
     precision: str = default_of("precision")  # search.precision: decided where trials run
-    # Wall-clock time (time.time()) at which a time-budgeted sweep stops: the trained-on best
-    # cools its learning rate down to it (search/cooldown.py). None without a time budget.
-    deadline: float | None = None

@@ -547,12 +547,10 @@ def run_sweep(settings: SweepSettings, data: TaskData, *, resume: bool = False,
     settings = prepare(settings, resume=resume)  # cheap and idempotent
     settings = with_data(settings, data)
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
-    told = settings.trainable_settings()
-    if settings.time_budget_s is not None:
-        # Ray's time budget starts again on a resume (its stopper is not saved), so does this.
-        told = dataclasses.replace(told, deadline=time.time() + settings.time_budget_s)
     trainable = tune.with_resources(
-        tune.with_parameters(train_autoencoder, data=data, settings=told), resources)
+        tune.with_parameters(train_autoencoder, data=data, settings=settings.trainable_settings()),
+        resources,
+    )
     meta = _sweep_meta(settings, finished=False, resumed=resume)
     if resume:
         tuner = _restored_tuner(settings, trainable, meta, verbose)

@@ -18,7 +18,6 @@ from ray import tune
 
 from search import internals
 from search.checkpoints import pruned_result
-from search.cooldown import cooldown_callback, report_cap
 from search.data import TaskData
 from search.precision import resolve
 from search.settings import TrialSettings
@@ -187,15 +186,10 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
         tune.report({**last_metrics, C.NODE: node})
         return
 
-    cooling = None
-    if exploit and settings.deadline is not None:
-        # The time is its end: it cools its learning rate down to it (search/cooldown.py).
-        cooling = cooldown_callback(model.lr, start=started_at, deadline=settings.deadline)
-        trial.callbacks.append(cooling)
     timing = {C.STARTED_AT: started_at, C.IMPORT_SECONDS: imported - began,
               C.SETUP_SECONDS: time.perf_counter() - imported}
     _train(trial, {C.NODE: node, **timing}, int(settings.checkpoint_every),
-           paced_from=report_images if exploit else None, cooling=cooling)
+           paced_from=report_images if exploit else None)
 
 
 def paced(metrics: dict[str, Any], *, images: int, seconds: float, least: int,
@@ -218,19 +212,15 @@ def paced(metrics: dict[str, Any], *, images: int, seconds: float, least: int,
 
 
 def _train(trial: Trial, extra: dict[str, Any], every: int, *,
-           paced_from: int | None = None,
-           cooling: Any = None) -> None:
+           paced_from: int | None = None) -> None:
     """Report every `trial.reports()` result with `extra`, checkpointed at every `every`th
     epoch's end and at the last report; an out-of-memory error ends the trial with its verdict
     (a retry with the same config and resources runs out again), any other is Ray's to retry
     from the last checkpoint. With `paced_from`, the reports are spaced by `paced`, never
-    closer than that many examples; with `cooling` (search/cooldown.py's callback), each
-    report says the rate's scale, and one lands where the rate has cooled (`report_cap`)."""
+    closer than that many examples."""
     try:
         for metrics in trial.reports():
             metrics.update(extra)
-            if cooling is not None and cooling.scale is not None:
-                metrics[C.LR_SCALE] = cooling.scale
             epoch_end = trial.images % trial.epoch_size == 0
             last = trial.images >= trial.total_images or C.VERDICT in metrics
             if (epoch_end and round(trial.epoch) % every == 0) or last:
@@ -243,12 +233,8 @@ def _train(trial: Trial, extra: dict[str, Any], every: int, *,
                 metrics[C.CHECKPOINT_SECONDS] = 0.0
                 tune.report(metrics)
             if paced_from:
-                spacing = paced(metrics, images=trial.images, seconds=trial.seconds,
-                                least=paced_from, epoch_size=trial.epoch_size)
-                cap = None if cooling is None else report_cap(
-                    trial.images, trial.seconds, now=time.time(), start=cooling.start,
-                    deadline=cooling.deadline)
-                trial.report_images = spacing if cap is None else min(spacing, cap)
+                trial.report_images = paced(metrics, images=trial.images, seconds=trial.seconds,
+                                            least=paced_from, epoch_size=trial.epoch_size)
     except Exception as exc:
         if not out_of_memory(exc):
             raise  # Ray records it and retries the trial from its last checkpoint

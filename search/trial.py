@@ -263,7 +263,6 @@ class Trial:
         self.config = config
         self.data = data
         self.seed = seed
-        self.callbacks: list[Any] = []  # Keras callbacks for every `fit` (search/cooldown.py)
         self.images = images
         self.seconds = seconds
         self.epoch_size = data.epoch_size
@@ -319,8 +318,7 @@ class Trial:
             if lo >= hi:
                 continue
             history = self.model.fit(x[lo:hi], y[lo:hi], batch_size=self.config.batch_size,
-                                     epochs=1, shuffle=False, verbose=0,
-                                     callbacks=self.callbacks)
+                                     epochs=1, shuffle=False, verbose=0)
             loss_sum += history.history["loss"][-1] * (hi - lo)
             mse_sum += history.history["mse"][-1] * (hi - lo)
             count += hi - lo

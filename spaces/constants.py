@@ -44,9 +44,6 @@ CHECKPOINT_SECONDS = "checkpoint_seconds"
 IMPORT_SECONDS = "import_seconds"
 SETUP_SECONDS = "setup_seconds"
 STARTED_AT = "started_at"
-# The trained-on best of a time-budgeted search: its learning rate's share of the config's at
-# this report, as it cools down to the deadline (search/cooldown.py).
-LR_SCALE = "lr_scale"
 NOTATION = "notation"
 # Inference seconds per validation image, batched as validation runs (the model's cost to use;
 # a wall-clock figure, so it moves with the machine's load).

@@ -52,22 +52,6 @@ def test_summarize_compares_each_pair_at_equal_time():
     assert results["search_losses"] == "1"  # seed 1: 1.2 > 1.05
     assert float(results["search_vs_best_row"]) == 0.275  # median over tasks of seed medians
     assert "warm_start_vs_tpe" not in results  # no tpe-warm arm ran
-    assert "search_vs_best_row_cooled" not in results  # no cooled row ran
-
-
-def test_the_cooled_row_is_compared_apart_own_loss_first():
-    """best-row-cooled is the row with the trained-on best's cooldown: tpe over it is a line
-    of its own, and, as for the row, a collapsed own-loss run gives way to the BCE one."""
-    def job(arm: str, scale: float, seed: int = 0, ok: bool = True) -> dict[str, object]:
-        reports = [{**r, "value": float(r["value"]) * scale, "ok": r["ok"] and ok}  # type: ignore[arg-type]
-                   for r in REPORTS]
-        return {"task": "mnist-denoise", "seed": seed, "arm": arm, "time_budget": 10,
-                "reports": reports}
-
-    lines = summarize([job("tpe", 1.0), job("random", 1.0), job("best-row", 2.0),
-                       job("best-row-cooled", 1.0, ok=False), job("best-row-bce-cooled", 1.6)])
-    assert "RESULT search_vs_best_row=0.500" in lines
-    assert "RESULT search_vs_best_row_cooled=0.625" in lines
 
 
 def test_the_warm_arm_says_what_the_studys_row_first_adds():
