@@ -139,34 +139,45 @@ def _run_sweep(task: str, seed: int, arm: str, args: argparse.Namespace) -> list
     return _sweep_reports(results, start)
 
 
-def _run_row(task: str, seed: int, arm: str, args: argparse.Namespace) -> list[Report]:
-    """The study's best row alone, trained until the time is up (no Ray, one process)."""
+def train_alone(task: str, seed: int, config: Any, *, seconds: float,
+                budget_images: int | None = None, data_dir: str | None = None,
+                label: str = "alone") -> list[Report]:
+    """`config` (a ModelConfig) trained alone on the bench's data of `task`, until `seconds`
+    of wall time (validation included) or `budget_images` examples: no Ray, one process on
+    one CPU thread, as each trial gets. The study's best row and bench/headroom.py's
+    candidates train so."""
     import keras
 
     from search.data import load_task
     from search.sweep import SweepSettings, report_images, with_data
     from search.trial import Trial, configure_backend
     from spaces import constants as C
-    from spaces import study_rows
 
     keras.config.disable_interactive_logging()
     configure_backend(cpus=1.0)  # one CPU, as each search trial gets: else it takes them all
-    options = _options(task, args.data_dir)
+    options = _options(task, data_dir)
     data = load_task(task, options)
-    row = next(r for r in study_rows(task) if r.best)
-    config = row.config.replace(epochs=ROW_EPOCHS,
-                                **({"loss": "bce"} if arm.endswith("bce") else {}))
     settings = with_data(SweepSettings(task=task, data=options), data)
-    trial = Trial(config, data, seed=seed, report_images=report_images(settings, data))
+    trial = Trial(config.replace(epochs=ROW_EPOCHS), data, seed=seed,
+                  report_images=report_images(settings, data))
     start, out = time.perf_counter(), []
     for metrics in trial.reports():
         t = time.perf_counter() - start
-        if (t > args.time_budget if not args.budget_images
-                else metrics[C.IMAGES] > args.budget_images):
+        if (t > seconds if not budget_images else metrics[C.IMAGES] > budget_images):
             break
-        out.append({"t": t, "trial_images": int(metrics[C.IMAGES]), "trial": row.id,
+        out.append({"t": t, "trial_images": int(metrics[C.IMAGES]), "trial": label,
                     "value": float(metrics[C.VAL_MSE]), "ok": C.VERDICT not in metrics})
     return _with_spent(out)
+
+
+def _run_row(task: str, seed: int, arm: str, args: argparse.Namespace) -> list[Report]:
+    """The study's best row alone, trained until the time is up (no Ray, one process)."""
+    from spaces import study_rows
+
+    row = next(r for r in study_rows(task) if r.best)
+    config = row.config.replace(**({"loss": "bce"} if arm.endswith("bce") else {}))
+    return train_alone(task, seed, config, seconds=args.time_budget,
+                       budget_images=args.budget_images, data_dir=args.data_dir, label=row.id)
 
 
 def run_job(task: str, seed: int, arm: str, args: argparse.Namespace) -> None:
