@@ -37,23 +37,14 @@ def install_worker() -> None:
     import numpy as np
     from ray import tune
 
-    from search.trial import Trial, report_parts
+    from search.trial import Trial
 
     original = Trial._train_slice
-
-    def report_index(trial: Any) -> int:
-        """The 0-based report `trial` trains toward, counted as `Trial.next_stop` places
-        reports (equal parts of an epoch; whole epochs for a report of an epoch or more)."""
-        if trial.report_images >= trial.epoch_size:
-            return int(trial.images // trial.report_images)
-        parts = report_parts(trial.epoch_size, trial.report_images)
-        epoch, start = divmod(trial.images, trial.epoch_size)
-        return int(epoch * parts + start * parts // trial.epoch_size)
 
     def train_slice(self: Any, epoch: int, start: int, stop: int) -> Any:
         trial_id = tune.get_context().get_trial_id() or ""
         kind, at, *more = trials.get(trial_id.rsplit("_", 1)[-1], trials.get("*", (None, 0)))
-        if kind and report_index(self) >= at:
+        if kind and self.report_index >= at:
             if kind == "sleep":  # a slow trial: a window for a fault from outside
                 time.sleep(float(more[0]) if more else 1.0)
             if kind == "raise":

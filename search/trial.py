@@ -335,6 +335,16 @@ class Trial:
             if left <= 0:
                 return
 
+    @property
+    def report_index(self) -> int:
+        """The 0-based report the trial trains toward, counted as `next_stop` places reports
+        (equal parts of an epoch; whole epochs for a report of an epoch or more)."""
+        epoch, start = divmod(self.images, self.epoch_size)
+        if self.report_images < self.epoch_size:
+            parts = report_parts(self.epoch_size, self.report_images)
+            return int(epoch * parts + start * parts // self.epoch_size)
+        return int(epoch // (self.report_images // self.epoch_size))
+
     def next_stop(self) -> int:
         """Where the next report lands, in examples seen: the end of the epoch's next equal
         part (`report_parts`); a `report_images` of an epoch or more reports at the end of the

@@ -130,11 +130,29 @@ def test_an_epoch_is_reported_in_equal_parts(epoch_size, report_images, parts):
                             total_images=3 * epoch_size, images=0)
     stops: list[int] = []
     while trial.images < trial.total_images:
+        assert Trial.report_index.fget(trial) == len(stops)  # type: ignore[attr-defined]
         trial.images = Trial.next_stop(trial)  # type: ignore[arg-type]
         stops.append(trial.images)
     assert len(stops) == 3 * parts and stops[parts - 1] == epoch_size
     sizes = {b - a for a, b in zip([0, *stops], stops, strict=False)}
     assert max(sizes) - min(sizes) <= 1 and min(sizes) >= min(report_images, epoch_size)
+
+
+@pytest.mark.parametrize(("report_images", "stops"),
+                         [(100, [100, 200, 300, 400]), (250, [200, 400])])
+def test_reports_of_an_epoch_or_more_land_on_whole_epochs(report_images, stops):
+    """250 examples a report in epochs of 100 report every 2 whole epochs (what the trained-on
+    trial's pacing asks for), and `report_index` counts reports as `next_stop` places them."""
+    trial = SimpleNamespace(epoch_size=100, report_images=report_images, total_images=400,
+                            images=0)
+    seen, indices = [], []
+    while trial.images < trial.total_images:
+        indices.append(Trial.report_index.fget(trial))  # type: ignore[attr-defined]
+        trial.images = Trial.next_stop(trial)  # type: ignore[arg-type]
+        seen.append(trial.images)
+    assert seen == stops and indices == list(range(len(stops)))
+    trial.images = stops[0] + 50  # inside the second report's span
+    assert Trial.report_index.fget(trial) == 1  # type: ignore[attr-defined]
 
 
 def test_report_parts_refuses_nonpositive_sizes():
