@@ -54,7 +54,8 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 def candidates(sweep: Path, top: int) -> tuple[list[Candidate], dict[str, Any] | None]:
     """The `top` distinct configs with the lowest val_mse at the top rung of `sweep` (a sweep
     folder of bench/searchers.py), best first, and the config the sweep trained on (its
-    pick), as ExploitBest ranks them: a healthy trial's first report at or past the top rung."""
+    pick). A config is ranked by a healthy trial's first report at or past the top rung:
+    ASHA stops trials there, so it is the one ExploitBest ranks them by."""
     settings = json.loads((sweep / "sweep.json").read_text())
     from search.time_asha import time_rungs
 
