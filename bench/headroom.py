@@ -1,7 +1,7 @@
 """What the pick at the top rung leaves on the table: each search arm's candidates, trained long.
 
-    python bench/headroom.py runs/bench/searchers-head [--tasks mnist-denoise text]
-        [--seeds 0 1 2 3 4] [--arms tpe random] [--top 3] [--seconds 70] [--slots 2]
+    python bench/headroom.py runs/bench/searchers-head [--tasks mnist mnist-denoise text]
+        [--seeds 0 1 2 3 4] [--arms tpe random] [--top 2] [--seconds 80] [--slots 2]
         [--keep DIR]
     python bench/headroom.py --summarize DIR
 
@@ -197,11 +197,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", help="a bench/searchers.py --keep folder")
     parser.add_argument("--tasks", nargs="+", choices=tuple(DEFAULTS),
-                        default=["mnist-denoise", "text"])
+                        default=list(DEFAULTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--arms", nargs="+", default=["tpe", "random"])
-    parser.add_argument("--top", type=int, default=3, help="candidates per arm")
-    parser.add_argument("--seconds", type=float, default=70.0,
+    parser.add_argument("--top", type=int, default=2, help="candidates per arm")
+    parser.add_argument("--seconds", type=float, default=80.0,
                         help="wall seconds each candidate trains alone")
     parser.add_argument("--slots", type=int, default=2, help="candidates at once (one CPU each)")
     parser.add_argument("--data-dir")
