@@ -37,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.searchers import DEFAULTS, best_at, train_alone
+from results.sweepdir import read_params, read_results, read_sweep_meta, trial_dirs
 from spaces import constants as C
 from spaces.config import ModelConfig
 
@@ -44,42 +45,32 @@ TIE = 1.05  # a pick within 5% of its arm's best candidate long-run picked right
 Candidate = dict[str, Any]  # trial, model (a ModelConfig dict), rung (val_mse at the top rung)
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
-    try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, ValueError):
-        return []
-
-
 def candidates(sweep: Path, top: int) -> tuple[list[Candidate], dict[str, Any] | None]:
     """The `top` distinct configs with the lowest val_mse at the top rung of `sweep` (a sweep
     folder of bench/searchers.py), best first, and the config the sweep trained on (its
     pick). A config is ranked by a healthy trial's first report at or past the top rung:
     ASHA stops trials there, so it is the one ExploitBest ranks them by."""
-    settings = json.loads((sweep / "sweep.json").read_text())
     from search.time_asha import time_rungs
 
-    top_s = time_rungs(float(settings["time_budget_s"]))[-1]
+    top_s = time_rungs(float(read_sweep_meta(sweep)["time_budget_s"]))[-1]
     pick: dict[str, Any] | None = None
     found: dict[str, Candidate] = {}
-    for params_file in sorted(sweep.glob("trial_*/params.json")):
-        params = json.loads(params_file.read_text())
-        model = params.get(C.MODEL_KEY)
-        if not isinstance(model, dict):
-            continue
+    for trial_dir in trial_dirs(sweep):
+        params = read_params(trial_dir)
+        model = params[C.MODEL_KEY]
         if params.get(C.EXPLOIT):
             pick = model
             continue
-        results = _lines(params_file.parent / "result.json")
+        results = read_results(trial_dir)
         if any(r.get(C.VERDICT) for r in results):
             continue  # collapsed, diverged: never ranked
         at_rung = [r for r in results if float(r.get(C.SECONDS, 0.0)) >= top_s]
-        if not at_rung or not math.isfinite(float(at_rung[0][C.VAL_MSE])):
+        value = float(at_rung[0][C.VAL_MSE]) if at_rung else math.nan
+        if not math.isfinite(value):
             continue
         key = json.dumps(model, sort_keys=True)
-        value = float(at_rung[0][C.VAL_MSE])
         if key not in found or value < found[key]["rung"]:
-            found[key] = {"trial": params_file.parent.name, "model": model, "rung": value}
+            found[key] = {"trial": trial_dir.name, "model": model, "rung": value}
     ranked = sorted(found.values(), key=lambda c: float(c["rung"]))
     chosen = ranked[:top]
     if pick is not None and all(c["model"] != pick for c in chosen):
