@@ -1,8 +1,8 @@
 """Searchers against random search, the study's rows and the study's best row, at equal time.
 
     python bench/searchers.py [--tasks mnist mnist-denoise text] [--seeds 0 1 2 3 4]
-        [--time-budget 90] [--slots 2] [--arms tpe random study best-row best-row-bce]
-        [--address auto] [--keep DIR]
+        [--time-budget 90] [--slots 2] [--trials-at-once 1]
+        [--arms tpe random study best-row best-row-bce] [--address auto] [--keep DIR]
     python bench/searchers.py --summarize DIR      # the tables and RESULT lines again
 
 Each job is one (task, seed, arm) in its own process, given `--time-budget` wall seconds:
@@ -16,9 +16,9 @@ Each job is one (task, seed, arm) in its own process, given `--time-budget` wall
   best-row: the study's best row of the task, trained alone (no Ray, on one CPU thread as a
       trial) until the time is up, with its own loss; best-row-bce: the same with binary
       cross-entropy, the default space's recipe (the best MNIST denoiser collapses under MSE).
-`--slots` jobs run at once, each trial on one CPU (and `--gpus-per-trial` of a GPU). With
-`--address`, the sweeps share that Ray cluster (start it with as many CPUs as slots); else each
-job starts its own Ray. Jobs
+`--slots` jobs run at once; a search arm runs `--trials-at-once` trials at once (default 1),
+each trial on one CPU (and `--gpus-per-trial` of a GPU). With `--address`, the sweeps share
+that Ray cluster (start it with as many CPUs as slots); else each job starts its own Ray. Jobs
 are ordered so that each wave runs every arm of a (task, seed) together: equal conditions.
 
 A result at time t is the leaderboard then: the best healthy trial's last report so far
@@ -117,13 +117,14 @@ def _run_sweep(task: str, seed: int, arm: str, args: argparse.Namespace) -> list
     if args.address:
         ray.init(address=args.address, log_to_driver=False)
     else:
-        ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=args.trials_at_once, include_dashboard=False,
+                 log_to_driver=False)
     grid = arm == "study"
     settings = SweepSettings(
         task=task, name=f"{task}-{seed}-{arm}", storage=args.storage, seed=seed, data=options,
         # Under a time budget only the time ends a search's trial, as for the best row alone.
         max_epochs=DEFAULTS[task]["epochs"] if args.budget_images or grid else ROW_EPOCHS,
-        cpus_per_trial=1.0, max_concurrent=1,
+        cpus_per_trial=1.0, max_concurrent=args.trials_at_once,
         gpus_per_trial=args.gpus_per_trial,
         space="report" if grid else "default",
         search="grid" if grid else WARM.get(arm, arm.removesuffix("-mo")),
@@ -356,6 +357,8 @@ def _command(args: argparse.Namespace, out: Path, task: str, seed: int, arm: str
     command = [sys.executable, __file__, "--job", f"{task},{seed},{arm}",
                "--out", str(out / f"{task}-{seed}-{arm}.json"),
                "--time-budget", str(args.time_budget), "--storage", str(out / "sweeps")]
+    if args.trials_at_once != 1:
+        command += ["--trials-at-once", str(args.trials_at_once)]
     if args.budget_images:
         command += ["--budget-images", str(args.budget_images)]
     if args.data_dir:
@@ -411,6 +414,10 @@ def main() -> None:
                         help="instead of a time budget, stop each job after this many training "
                              "examples: equal work, unaffected by a busy machine")
     parser.add_argument("--slots", type=int, default=1, help="jobs at once (one CPU each)")
+    parser.add_argument("--trials-at-once", type=int, default=1,
+                        help="trials a search arm runs at once, one CPU each (its Ray gets as "
+                             "many): more than 1 measures what a sweep does with several slots; "
+                             "the best row alone still trains on one thread")
     parser.add_argument("--address", help="a running Ray cluster for the sweeps")
     parser.add_argument("--gpus-per-trial", type=float, default=0.0,
                         help="a share of a GPU for each sweep's trial (with --address)")
@@ -421,6 +428,8 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--storage", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.trials_at_once < 1:
+        parser.error(f"--trials-at-once must be at least 1, got {args.trials_at_once}")
     if args.job:
         task, seed, arm = args.job.split(",")
         run_job(task, int(seed), arm, args)

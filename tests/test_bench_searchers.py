@@ -3,9 +3,10 @@ reach a target, and the RESULT lines, on made-up reports (the benchmark itself r
 
 from __future__ import annotations
 
+import argparse
 import math
 
-from bench.searchers import best_at, summarize, time_to_reach
+from bench.searchers import _command, best_at, summarize, time_to_reach
 
 
 def _r(t: float, images: int, trial: str, value: float, ok: bool = True) -> dict[str, object]:
@@ -65,3 +66,15 @@ def test_the_warm_arm_says_what_the_studys_row_first_adds():
     assert "RESULT search_vs_random=0.500" in lines
     assert "RESULT warm_start_vs_random=0.250" in lines
     assert "RESULT warm_start_vs_tpe=0.500" in lines
+
+
+def test_a_job_runs_the_trials_at_once_it_was_given(tmp_path):
+    """`--trials-at-once` reaches each job's command line (its Ray and max_concurrent), and
+    the default adds nothing, so the one-slot commands of the earlier runs are unchanged."""
+
+    args = argparse.Namespace(time_budget=240.0, budget_images=None, data_dir=None,
+                              address=None, gpus_per_trial=0.0, trials_at_once=2)
+    command = _command(args, tmp_path, "text", 3, "tpe")
+    assert command[command.index("--trials-at-once") + 1] == "2"
+    args.trials_at_once = 1
+    assert "--trials-at-once" not in _command(args, tmp_path, "text", 3, "tpe")
