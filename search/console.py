@@ -222,7 +222,7 @@ class Progress:
             figures.append(f"{float(result[C.SECONDS]):.1f}s")
         config = result.get("config")
         if isinstance(config, dict) and config.get(C.EXPLOIT):  # search/exploit.py
-            how = f"the search's best config, trained on: {how}"
+            how = f"a top-rung config, trained on: {how}"
         return f"{n} trial {trial_id}  {notation}  {how}" + (
             "  " + "  ".join(figures) if figures else "")
 

@@ -155,7 +155,8 @@ def _announce(settings: SweepSettings) -> None:
         print(f"{reports}; ASHA's unit: seconds of training, fitted to --time-budget: rungs at "
               f"{', '.join(f'{r:.0f}' for r in rungs)} s. After "
               f"{settings.time_budget_s * EXPLORE_SHARE:.0f} s, the best config at "
-              f"{rungs[-1]:.0f} s trains again until the budget ends")
+              f"{rungs[-1]:.0f} s trains again until the budget ends, and each slot that "
+              f"frees up the next of the best third there")
     else:
         print(f"{reports}: ASHA's unit; --report-images changes it")
 

@@ -40,7 +40,7 @@ def test_trial_lines_say_how_each_trial_ended():
     # the best is the best finished, healthy result: not the collapsed trial's lower figure
     assert progress.best == (0.02, "4L,32F(3X3)", "a1")
     # the best config of a time-budgeted search, trained on (search/exploit.py)
-    assert "the search's best config, trained on: stopped early by ASHA at epoch 1.5" in \
+    assert "a top-rung config, trained on: stopped early by ASHA at epoch 1.5" in \
         progress.finish("a6", result(0.01, 1.5, config={C.EXPLOIT: True}), C.Status.TERMINATED)
 
 

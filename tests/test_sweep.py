@@ -231,14 +231,16 @@ def test_a_budget_ends_the_default_search_with_complete_outputs(tmp_path, data_d
     assert len(lb) >= 2 and lb["status"].isin(C.ENDED).all(), lb[["trial_id", "status"]]
     assert (sweep / C.BEST_DIR / C.MODEL_FILE).is_file(), proc.stdout[-3000:]
     if budget[0] == "--time-budget":
-        # Rungs in seconds; after a third of the budget the best config trains on, once.
+        # Rungs in seconds; after a third of the budget the best config trains on, and on
+        # the second slot the runner-up, where it is in the top rung's best third.
         assert "ASHA's unit: seconds of training" in proc.stdout
         configs = [json.loads(p.read_text()) for p in sweep.glob("trial_*/params.json")]
         exploits = [c for c in configs if c.get(C.EXPLOIT)]
-        assert len(exploits) == 1, [sorted(c) for c in configs]
-        assert "the search's best config, trained on" in proc.stdout
-        twin = {k: v for k, v in exploits[0].items() if k != C.EXPLOIT}
-        assert twin in configs  # the config of a trial that reached the top rung
+        assert 1 <= len(exploits) <= 2, [sorted(c) for c in configs]
+        assert "a top-rung config, trained on" in proc.stdout
+        twins = [{k: v for k, v in c.items() if k != C.EXPLOIT} for c in exploits]
+        assert all(twin in configs for twin in twins)  # configs that reached the top rung
+        assert len({json.dumps(twin, sort_keys=True) for twin in twins}) == len(twins)
     if budget[0] == "--budget-epochs":  # 300 images an epoch; two trials at once may overshoot
         spent = json.loads((sweep / "budget.json").read_text())
         assert 600 <= sum(spent.values()) <= 600 + 2 * 300
