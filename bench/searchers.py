@@ -318,7 +318,10 @@ def result_lines(frame: Any) -> list[str]:
         lines.append(f"RESULT warm_start_vs_random={med('warm_vs_random'):.3f}")
         lines.append(f"RESULT warm_start_vs_tpe={med('warm_vs_tpe'):.3f}")
     if "vs_best_row" in frame:
-        per_task = frame.groupby("task")["vs_best_row"].median()
+        # Over the tasks whose best row ran: a task without one has no ratio, not a NaN.
+        per_task = frame.groupby("task")["vs_best_row"].median().dropna()
+        lines.append("median vs the best row per task: " + ", ".join(
+            f"{t} {v:.3f}" for t, v in per_task.items()))
         lines.append(f"RESULT search_vs_best_row={statistics.median(per_task):.3f}")
     if "vs_study" in frame:
         lines.append(f"RESULT efficiency_ratio={med('vs_study'):.3f}")

@@ -53,6 +53,11 @@ def test_summarize_compares_each_pair_at_equal_time():
     assert results["search_losses"] == "1"  # seed 1: 1.2 > 1.05
     assert float(results["search_vs_best_row"]) == 0.275  # median over tasks of seed medians
     assert "warm_start_vs_tpe" not in results  # no tpe-warm arm ran
+    # A task whose best row did not run counts in no median over tasks (it was a NaN).
+    text = [{**j, "task": "text"} for j in jobs if j["arm"] != "best-row"]
+    results = dict(line.removeprefix("RESULT ").split("=") for line in summarize(jobs + text)
+                   if line.startswith("RESULT"))
+    assert float(results["search_vs_best_row"]) == 0.275
 
 
 def test_the_warm_arm_says_what_the_studys_row_first_adds():
