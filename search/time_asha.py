@@ -9,8 +9,9 @@ Here the unit is a trial's seconds of training (`C.SECONDS`, timed by the trial 
 no config's cost, nor validation, which every config pays on the same images. The rungs follow
 the budget B: the top rung at B/27, the others a factor 3 apart down to `MIN_RUNG_S`. A trial
 continues past a rung when it is in the best third of those recorded there, and stops at the
-top rung: configs are compared at equal cost. What wins then trains for the rest of the budget
-(`search/exploit.py`): that trial is never stopped here. The study's rows of `--warm-start`
+top rung: configs are compared at equal cost. What wins then trains for the rest of the budget,
+and on free slots the rest of the top rung's best third (`search/exploit.py`): those trials
+are never stopped here. The study's rows of `--warm-start`
 are never stopped below the top rung, and stop there like every other trial: a slow starter
 is still ranked at equal cost, and a row that wins the ranking is what trains on.
 

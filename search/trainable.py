@@ -172,7 +172,7 @@ def train_autoencoder(config: dict[str, Any], data: TaskData, settings: TrialSet
     report_images = settings.report_images
     exploit = bool(config.get(C.EXPLOIT))
     if exploit and report_images:
-        # The search's best, trained on (search/exploit.py): no scheduler judges it, so it
+        # A top-rung config, trained on (search/exploit.py): no scheduler judges it, so it
         # validates less often and trains more of the budget.
         report_images *= EXPLOIT_REPORT_SPACING
     trial, last_metrics = _resumed(model, data, report_images)
