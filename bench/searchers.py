@@ -27,6 +27,9 @@ seeds), then
   RESULT search_vs_random=<median over task-seed pairs of best(tpe)/best(random) at equal time>
   RESULT search_losses=<pairs where best(tpe) > 1.05 x best(random)>
   RESULT time_to_match_random=<median fraction of the time tpe took to reach random's final>
+  RESULT trained_on_from=<median fraction of the time at which tpe's first trained-on trial
+      reported: the floor under time_to_match_random, as random search's final is a trained-on
+      trial's>
   RESULT wall_time_to_match_random=<the same in wall seconds against random's whole run, from
       paired jobs run side by side: with --budget-images, the time comparison under load>
   RESULT warm_start_vs_random, warm_start_vs_tpe=<the same median for tpe-warm (tpe with
@@ -68,7 +71,9 @@ WARM = {"tpe-warm": "tpe"}
 # tpe-mo: the default searcher on two objectives, val_mse and params (bench/pareto.py reads it).
 MULTI_OBJECTIVE = {"tpe-mo": ("val_mse", "params")}
 ARMS = (*SEARCH_ARMS, *WARM, "study", "best-row", "best-row-bce", *MULTI_OBJECTIVE)
-Report = dict[str, Any]  # t (s since the job's start), images (spent so far), trial, value, ok
+# t (s since the job's start), images (spent so far), trial, value, ok; a sweep's reports also
+# say whether they came from a trained-on trial (exploit: search/exploit.py)
+Report = dict[str, Any]
 
 
 def _options(task: str, data_dir: str | None) -> Any:
@@ -89,10 +94,11 @@ def _sweep_reports(results: Any, start: float) -> list[Report]:
             continue
         ok = result.error is None and not (C.VERDICT in frame and frame[C.VERDICT].notna().any())
         trial = str(result.metrics.get(C.TRIAL_ID, result.path))
+        exploit = bool((result.config or {}).get(C.EXPLOIT))  # a top-rung config, trained on
         for _, row in frame.iterrows():
             at = float(row.get(C.STARTED_AT, start)) + float(row["time_total_s"]) - start
             out.append({"t": at, "trial_images": int(row[C.IMAGES]), "trial": trial,
-                        "value": float(row[C.VAL_MSE]), "ok": bool(ok)})
+                        "value": float(row[C.VAL_MSE]), "ok": bool(ok), "exploit": exploit})
     return _with_spent(out)
 
 
@@ -216,6 +222,16 @@ def time_to_reach(reports: list[Report], target: float, budget: float,
     return math.inf
 
 
+def trained_on_from(reports: list[Report], budget: float) -> float:
+    """The fraction of `budget` at which the first trained-on trial reported (NaN where the
+    reports do not say, as in runs before this was recorded). `time_to_match_random` cannot
+    fall below it unless an exploring trial of a few seconds beats random search's final."""
+    times = [r["t"] for r in reports if r.get("exploit")]
+    if not any("exploit" in r for r in reports):
+        return math.nan
+    return min(times) / budget if times else math.inf
+
+
 def _ratio(a: float, b: float) -> float:
     return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.inf
 
@@ -275,6 +291,8 @@ def pair_table(jobs: list[dict[str, Any]], axis: str, budget: float) -> Any:
             target = best_at(rnd["reports"], **{axis: budget})
             pair["vs_random"] = _ratio(best, target)
             pair["time_to_match"] = time_to_reach(tpe["reports"], target, budget, axis)
+            if axis == "t":
+                pair["trained_on_from"] = trained_on_from(tpe["reports"], budget)
             # Seconds: random search's whole run against when tpe first matched its final best.
             # Paired jobs run at the same time on the same machine, so this holds under load.
             random_s = rnd["reports"][-1]["t"] if rnd["reports"] else math.inf
@@ -312,6 +330,8 @@ def result_lines(frame: Any) -> list[str]:
         lines.append(f"RESULT search_vs_random={med('vs_random'):.3f}")
         lines.append(f"RESULT search_losses={int((frame['vs_random'] > 1.05).sum())}")
         lines.append(f"RESULT time_to_match_random={med('time_to_match'):.3f}")
+        if "trained_on_from" in frame and frame["trained_on_from"].notna().any():
+            lines.append(f"RESULT trained_on_from={med('trained_on_from'):.3f}")
         lines.append(f"RESULT search_vs_random_equal_images={med('vs_random_images'):.3f}")
         lines.append(f"RESULT wall_time_to_match_random={med('wall_to_match'):.3f}")
     if "warm_vs_tpe" in frame:

@@ -60,6 +60,22 @@ def test_summarize_compares_each_pair_at_equal_time():
     assert float(results["search_vs_best_row"]) == 0.275
 
 
+def test_the_floor_under_time_to_match_is_when_the_first_trained_on_trial_reported():
+    """Random search's final is its trained-on trial's, so tpe matches it no earlier than its
+    own trained-on trial first reports; runs that did not record the mark print no floor."""
+    def job(arm: str, scale: float, *, marked: bool = True) -> dict[str, object]:
+        reports = [{**r, "value": float(r["value"]) * scale} for r in REPORTS]  # type: ignore[arg-type]
+        if marked:
+            reports = [{**r, "exploit": r["trial"] == "c"} for r in reports]
+        return {"task": "mnist", "seed": 0, "arm": arm, "time_budget": 10, "reports": reports}
+
+    lines = summarize([job("tpe", 1.0), job("random", 1.0)])
+    assert "RESULT trained_on_from=0.500" in lines  # c's first report at 5 s of 10
+    assert "RESULT time_to_match_random=0.500" in lines  # not below the floor
+    unmarked = summarize([job("tpe", 1.0, marked=False), job("random", 1.0, marked=False)])
+    assert not any(line.startswith("RESULT trained_on_from") for line in unmarked)
+
+
 def test_the_warm_arm_says_what_the_studys_row_first_adds():
     """tpe-warm is tpe with the study's best row as first trial: over tpe, what the warm
     start adds."""
