@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import math
+from types import SimpleNamespace
 
-from bench.searchers import _command, best_at, summarize, time_to_reach
+from bench.searchers import _command, _sweep_reports, best_at, summarize, time_to_reach
+from spaces import constants as C
 
 
 def _r(t: float, images: int, trial: str, value: float, ok: bool = True) -> dict[str, object]:
@@ -58,6 +60,24 @@ def test_summarize_compares_each_pair_at_equal_time():
     results = dict(line.removeprefix("RESULT ").split("=") for line in summarize(jobs + text)
                    if line.startswith("RESULT"))
     assert float(results["search_vs_best_row"]) == 0.275
+
+
+def test_a_sweeps_reports_say_which_came_from_a_trained_on_trial():
+    """The mark a trained-on trial's config carries (search/exploit.py) reaches its reports,
+    placed in time by when the trial started plus its time so far."""
+    import pandas as pd
+
+    def result(trial: str, exploit: bool, started: float) -> SimpleNamespace:
+        frame = pd.DataFrame({C.VAL_MSE: [0.2, 0.1], C.IMAGES: [100, 200],
+                              C.STARTED_AT: [started, started], "time_total_s": [1.0, 2.0]})
+        return SimpleNamespace(metrics_dataframe=frame, error=None, path=trial,
+                               metrics={C.TRIAL_ID: trial},
+                               config={"model": {}, **({C.EXPLOIT: True} if exploit else {})})
+
+    reports = _sweep_reports([result("a", False, 100.0), result("b", True, 104.0)], start=100.0)
+    assert [(r["trial"], r["t"], r["exploit"]) for r in reports] == [
+        ("a", 1.0, False), ("a", 2.0, False), ("b", 5.0, True), ("b", 6.0, True)]
+    assert reports[-1]["images"] == 400  # both trials' images by then
 
 
 def test_the_floor_under_time_to_match_is_when_the_first_trained_on_trial_reported():
