@@ -291,8 +291,9 @@ def pair_table(jobs: list[dict[str, Any]], axis: str, budget: float) -> Any:
             target = best_at(rnd["reports"], **{axis: budget})
             pair["vs_random"] = _ratio(best, target)
             pair["time_to_match"] = time_to_reach(tpe["reports"], target, budget, axis)
-            if axis == "t":
-                pair["trained_on_from"] = trained_on_from(tpe["reports"], budget)
+            floor = trained_on_from(tpe["reports"], budget) if axis == "t" else math.nan
+            if not math.isnan(floor):  # runs before the mark was recorded have none
+                pair["trained_on_from"] = floor
             # Seconds: random search's whole run against when tpe first matched its final best.
             # Paired jobs run at the same time on the same machine, so this holds under load.
             random_s = rnd["reports"][-1]["t"] if rnd["reports"] else math.inf
