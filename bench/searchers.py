@@ -85,6 +85,7 @@ def _options(task: str, data_dir: str | None) -> Any:
 
 
 def _sweep_reports(results: Any, start: float) -> list[Report]:
+    from search.exploit import is_exploit
     from spaces import constants as C
 
     out = []
@@ -94,7 +95,7 @@ def _sweep_reports(results: Any, start: float) -> list[Report]:
             continue
         ok = result.error is None and not (C.VERDICT in frame and frame[C.VERDICT].notna().any())
         trial = str(result.metrics.get(C.TRIAL_ID, result.path))
-        exploit = bool((result.config or {}).get(C.EXPLOIT))  # a top-rung config, trained on
+        exploit = is_exploit({"config": result.config})  # a top-rung config, trained on
         for _, row in frame.iterrows():
             at = float(row.get(C.STARTED_AT, start)) + float(row["time_total_s"]) - start
             out.append({"t": at, "trial_images": int(row[C.IMAGES]), "trial": trial,
@@ -226,9 +227,9 @@ def trained_on_from(reports: list[Report], budget: float) -> float:
     """The fraction of `budget` at which the first trained-on trial reported (NaN where the
     reports do not say, as in runs before this was recorded). `time_to_match_random` cannot
     fall below it unless an exploring trial of a few seconds beats random search's final."""
-    times = [r["t"] for r in reports if r.get("exploit")]
     if not any("exploit" in r for r in reports):
         return math.nan
+    times = [r["t"] for r in reports if r.get("exploit")]
     return min(times) / budget if times else math.inf
 
 
