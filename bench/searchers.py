@@ -35,6 +35,9 @@ seeds), then
   RESULT warm_start_vs_random, warm_start_vs_tpe=<the same median for tpe-warm (tpe with
       --warm-start report) over random, and over tpe: what the study's row first adds>
   RESULT search_vs_best_row=<median over tasks of best(tpe)/best row alone, at equal time>
+  RESULT row_time_to_match_random=<median fraction of the time the study's best row, trained
+      alone from the start, took to reach random's final: what time_to_match_random asks of a
+      good config given the whole budget, no search first>
   RESULT efficiency_ratio=<median over pairs of best(tpe)/best(study's rows), equal time>
 and the same ratios at equal images (each pair cut at the images the smaller arm trained).
 """
@@ -309,11 +312,12 @@ def pair_table(jobs: list[dict[str, Any]], axis: str, budget: float) -> Any:
                 pair["warm_vs_tpe"] = _ratio(best_at(warm["reports"], **{axis: budget}), best)
         if get["study"] is not None:
             pair["vs_study"] = _ratio(best, best_at(get["study"]["reports"], **{axis: budget}))
-        own = [best_at(job["reports"], **{axis: budget})
-               for job in (get["best-row"], get["best-row-bce"]) if job is not None]
-        usable = [v for v in own if math.isfinite(v)]  # own loss, else the BCE recipe
-        if usable:
-            pair["vs_best_row"] = _ratio(best, usable[0])
+        rows = [job for job in (get["best-row"], get["best-row-bce"])  # own loss, else BCE
+                if job is not None and math.isfinite(best_at(job["reports"], **{axis: budget}))]
+        if rows:
+            pair["vs_best_row"] = _ratio(best, best_at(rows[0]["reports"], **{axis: budget}))
+            if rnd is not None and axis == "t":  # the reference for time_to_match
+                pair["row_to_match"] = time_to_reach(rows[0]["reports"], target, budget, axis)
         pairs.append(pair)
     return pd.DataFrame(pairs)
 
@@ -345,6 +349,8 @@ def result_lines(frame: Any) -> list[str]:
         lines.append("median vs the best row per task: " + ", ".join(
             f"{t} {v:.3f}" for t, v in per_task.items()))
         lines.append(f"RESULT search_vs_best_row={statistics.median(per_task):.3f}")
+    if "row_to_match" in frame:
+        lines.append(f"RESULT row_time_to_match_random={med('row_to_match'):.3f}")
     if "vs_study" in frame:
         lines.append(f"RESULT efficiency_ratio={med('vs_study'):.3f}")
     return lines

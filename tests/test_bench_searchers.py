@@ -96,6 +96,29 @@ def test_the_floor_under_time_to_match_is_when_the_first_trained_on_trial_report
     assert not any(line.startswith("RESULT trained_on_from") for line in unmarked)
 
 
+def test_the_best_rows_time_to_match_random_is_the_reference_for_tpes():
+    """The study's best row, trained alone from the start, against random search's final:
+    what `time_to_match_random` asks of a good config with the whole budget and no search.
+    A row that never reaches it counts as inf, and the MSE-collapsed row's BCE twin stands in."""
+    def job(arm: str, scale: float, seed: int = 0, task: str = "mnist") -> dict[str, object]:
+        reports = [{**r, "value": float(r["value"]) * scale} for r in REPORTS]  # type: ignore[arg-type]
+        return {"task": task, "seed": seed, "arm": arm, "time_budget": 10, "reports": reports}
+
+    # random's final is 0.035 x 1.0; the row at half the values reaches 0.035 at t=1 (0.025)
+    jobs = [job("tpe", 1.0), job("random", 1.0), job("best-row", 0.5)]
+    frame_lines = summarize(jobs)
+    assert "RESULT row_time_to_match_random=0.100" in frame_lines
+    # Seed 1: the row never gets there (inf); the median of 0.1 and inf is inf.
+    jobs += [job("tpe", 1.0, 1), job("random", 1.0, 1), job("best-row", 10.0, 1)]
+    assert "RESULT row_time_to_match_random=inf" in summarize(jobs)
+    # A row that collapsed under its own loss: its BCE twin is the reference.
+    collapsed = {**job("best-row", 0.5, task="text"),
+                 "reports": [{**r, "ok": False} for r in REPORTS]}
+    text = [job("tpe", 1.0, task="text"), job("random", 1.0, task="text"), collapsed,
+            job("best-row-bce", 0.8, task="text")]
+    assert "RESULT row_time_to_match_random=0.300" in summarize(text)  # 0.04 x 0.8 at t=3
+
+
 def test_the_warm_arm_says_what_the_studys_row_first_adds():
     """tpe-warm is tpe with the study's best row as first trial: over tpe, what the warm
     start adds."""
