@@ -14,6 +14,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +57,31 @@ def quiet_libraries(verbose: bool) -> None:
     # more than once in 5 s. The snapshots are what makes a resume exact; nothing to act on.
     logging.getLogger("ray.tune.execution.experiment_state").addFilter(
         lambda record: "snapshotting has been triggered" not in record.getMessage())
+    # A trial the budget ended before it started has an empty folder, which Ray reports as a
+    # FileNotFoundError when the sweep ends; the leaderboard lists it as stopped, with why.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").addFilter(
+        lambda record: not only_unstarted_trials(record.getMessage()))
+
+
+_NOT_FOUND = re.compile(r"^- \S+: FileNotFoundError\('Could not fetch metrics for \S+: both "
+                        r"\S+ and \S+ were not found at (?P<path>[^']+)'\)$")
+
+
+def only_unstarted_trials(message: str) -> bool:
+    """Whether Ray's "Failed to fetch metrics" warning names only trials whose folder is
+    there and empty: trials created for a slot that never freed up. Any other failure (a
+    trial whose files went missing, another error, remote storage) keeps the warning."""
+    head, *lines = message.splitlines()
+    if not head.startswith("Failed to fetch metrics") or not lines:
+        return False
+    for line in lines:
+        match = _NOT_FOUND.match(line)
+        if match is None:
+            return False
+        folder = Path(match["path"])
+        if not folder.is_dir() or any(folder.iterdir()):
+            return False
+    return True
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from search.console import Budget, Console, Progress, duration
 from spaces import constants as C
@@ -142,3 +143,37 @@ def test_quiet_libraries_drops_only_the_notices_nothing_can_act_on():
     assert passes(state, slow)  # a slow save is worth a line
     assert not passes("ray._private.authentication.authentication_token_setup",
                       "Token authentication is enabled")
+
+
+def test_rays_missing_metrics_warning_is_dropped_only_for_trials_that_never_started(tmp_path):
+    """A trial created for a slot that never freed up before the budget ended has an empty
+    folder; Ray warns of it at the end of a sweep (as in a 20-minute text sweep). A trial
+    whose files are gone, or any other failure, keeps the warning."""
+    import logging
+
+    from search.console import only_unstarted_trials, quiet_libraries
+
+    def message(*folders: Path, error: str = "FileNotFoundError") -> str:
+        lines = [f"- train_autoencoder_{f.name}: {error}('Could not fetch metrics for "
+                 f"train_autoencoder_{f.name}: both result.json and progress.csv were not "
+                 f"found at {f}')" for f in folders]
+        return "\n".join([f"Failed to fetch metrics for {len(folders)} trial(s):", *lines])
+
+    unstarted, ran, gone = tmp_path / "trial_a", tmp_path / "trial_b", tmp_path / "trial_c"
+    unstarted.mkdir()
+    ran.mkdir()
+    (ran / "params.json").write_text("{}")
+    assert only_unstarted_trials(message(unstarted))
+    assert not only_unstarted_trials(message(unstarted, ran))  # b wrote files: say so
+    assert not only_unstarted_trials(message(gone))  # no folder at all: say so
+    assert not only_unstarted_trials(message(unstarted, error="ValueError"))
+    assert not only_unstarted_trials("Failed to fetch metrics for 0 trial(s):")
+
+    name = "ray.tune.analysis.experiment_analysis"
+    logging.getLogger(name).filters.clear()
+    quiet_libraries(verbose=False)
+    record = logging.LogRecord(name, logging.WARNING, __file__, 1, message(unstarted), None, None)
+    assert not logging.getLogger(name).filter(record)
+    record = logging.LogRecord(name, logging.WARNING, __file__, 1, message(ran), None, None)
+    assert logging.getLogger(name).filter(record)
+    logging.getLogger(name).filters.clear()
