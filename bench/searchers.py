@@ -312,12 +312,13 @@ def pair_table(jobs: list[dict[str, Any]], axis: str, budget: float) -> Any:
                 pair["warm_vs_tpe"] = _ratio(best_at(warm["reports"], **{axis: budget}), best)
         if get["study"] is not None:
             pair["vs_study"] = _ratio(best, best_at(get["study"]["reports"], **{axis: budget}))
-        rows = [job for job in (get["best-row"], get["best-row-bce"])  # own loss, else BCE
-                if job is not None and math.isfinite(best_at(job["reports"], **{axis: budget}))]
-        if rows:
-            pair["vs_best_row"] = _ratio(best, best_at(rows[0]["reports"], **{axis: budget}))
+        row = next(((job, value) for job in (get["best-row"], get["best-row-bce"])
+                    if job is not None  # own loss, else the BCE recipe
+                    and math.isfinite(value := best_at(job["reports"], **{axis: budget}))), None)
+        if row is not None:
+            pair["vs_best_row"] = _ratio(best, row[1])
             if rnd is not None and axis == "t":  # the reference for time_to_match
-                pair["row_to_match"] = time_to_reach(rows[0]["reports"], target, budget, axis)
+                pair["row_to_match"] = time_to_reach(row[0]["reports"], target, budget, axis)
         pairs.append(pair)
     return pd.DataFrame(pairs)
 

@@ -122,14 +122,18 @@ def test_duration():
     assert [duration(s) for s in (0, 59.4, 61, 3600 + 125)] == ["0s", "59s", "1m01s", "1h02m"]
 
 
+def passes(name: str, message: str) -> bool:
+    """Whether logger `name`'s filters let a warning with `message` through."""
+    import logging
+
+    record = logging.LogRecord(name, logging.WARNING, __file__, 1, message, None, None)
+    return bool(logging.getLogger(name).filter(record))
+
+
 def test_quiet_libraries_drops_only_the_notices_nothing_can_act_on():
     import logging
 
     from search.console import quiet_libraries
-
-    def passes(name: str, message: str) -> bool:
-        record = logging.LogRecord(name, logging.WARNING, __file__, 1, message, None, None)
-        return bool(logging.getLogger(name).filter(record))
 
     state = "ray.tune.execution.experiment_state"
     snapshot = "Experiment state snapshotting has been triggered multiple times in the last 5 s"
@@ -172,8 +176,6 @@ def test_rays_missing_metrics_warning_is_dropped_only_for_trials_that_never_star
     name = "ray.tune.analysis.experiment_analysis"
     logging.getLogger(name).filters.clear()
     quiet_libraries(verbose=False)
-    record = logging.LogRecord(name, logging.WARNING, __file__, 1, message(unstarted), None, None)
-    assert not logging.getLogger(name).filter(record)
-    record = logging.LogRecord(name, logging.WARNING, __file__, 1, message(ran), None, None)
-    assert logging.getLogger(name).filter(record)
+    assert not passes(name, message(unstarted))
+    assert passes(name, message(ran))
     logging.getLogger(name).filters.clear()
