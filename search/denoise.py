@@ -11,6 +11,7 @@ are functions of arrays; `main` only parses flags and wires files to them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -151,11 +152,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--targets", type=Path,
                         help="folder or zip of clean pages (same names): print the RMSE")
     parser.add_argument("--batch-pages", type=int, default=4, help="pages per forward pass")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up lines (by default they are dropped, "
+                        f"or kept in SWEEP_DIR/{STDERR_LOG} with --held-out or --finalists)")
     return parser
 
 
 CLEANED_TEST_DIR = "cleaned-test"
 RMSE_FILE = "test-rmse.json"
+STDERR_LOG = "denoise-stderr.log"  # in the sweep's folder: TensorFlow's native start-up lines
+
+
+def _load_model(path: Path, log_file: Path, verbose: bool) -> Any:
+    """The model at `path`, TensorFlow's start-up lines (oneDNN, CUDA, CPU features) sent to
+    `log_file` rather than between the command's own lines, unless `verbose`. Python's
+    errors still print."""
+    from search.console import quiet_native_stderr
+    from search.models import load_model  # lazily: --help and flag errors stay fast
+
+    with quiet_native_stderr(log_file, verbose):
+        return load_model(path)
 
 
 def held_out_pages(sweep_dir: Path, *, finalists: bool = True
@@ -209,11 +225,10 @@ def _held_out(args: argparse.Namespace, sweep_dir: Path, *, finalists: bool) -> 
         model_path, pages, targets = held_out_pages(sweep_dir, finalists=finalists)
     except UserError as exc:  # a DataError, or the split's SplitError
         raise SystemExit(f"error: {exc}") from exc
-    from search.models import load_model
-
     output = args.output or (sweep_dir / C.FINALISTS_DIR if finalists else sweep_dir) \
         / CLEANED_TEST_DIR
-    cleaned = clean_pages(load_model(model_path), pages, args.batch_pages)
+    cleaned = clean_pages(_load_model(model_path, sweep_dir / STDERR_LOG, args.verbose), pages,
+                          args.batch_pages)
     write_pages(cleaned, output)
     score = rmse([pixels for _, pixels in cleaned], targets)
     (output / RMSE_FILE).write_text(json.dumps({"rmse": score, "pages": len(cleaned),
@@ -253,10 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataError as exc:
         raise SystemExit(f"error: {exc}") from exc
 
-    from search.models import load_model  # lazily: --help and flag errors stay fast
-
     try:
-        model = load_model(args.model)
+        model = _load_model(args.model, Path(os.devnull), args.verbose)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"error: cannot load --model {args.model}: {exc}") from exc
     try:

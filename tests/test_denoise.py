@@ -125,3 +125,25 @@ def test_cli_errors_name_the_flag_or_file(pages: Path, tmp_path: Path, model) ->
     message = f"--targets {partial} has no target for page 3.png"
     with pytest.raises(SystemExit, match=re.escape(message)):
         main(["--model", str(saved), *base, "--targets", str(partial)])
+
+
+def test_cli_keeps_tensorflow_start_up_lines_off_the_terminal(
+        model, pages: Path, tmp_path: Path, capfd, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TensorFlow's C++ start-up lines (cuInit errors on a machine without a GPU) are written
+    to file descriptor 2 while the model loads: dropped by default, shown with --verbose."""
+    import os
+
+    import search.models
+
+    def loud_load(path: Path):
+        os.write(2, b"E0000 cuInit: no CUDA-capable device is detected\n")
+        return model
+
+    monkeypatch.setattr(search.models, "load_model", loud_load)
+    base = ["--model", str(tmp_path / "model.keras"), "--input", str(pages / "train")]
+    (tmp_path / "model.keras").touch()
+    assert main([*base, "--output", str(tmp_path / "quiet")]) == 0
+    quiet = capfd.readouterr()
+    assert "cuInit" not in quiet.err and "cleaned 3 pages" in quiet.out
+    assert main([*base, "--output", str(tmp_path / "loud"), "--verbose"]) == 0
+    assert "cuInit" in capfd.readouterr().err

@@ -217,7 +217,7 @@ def test_a_sweep_refitted_end_to_end_resumes_without_retraining(tmp_path, data_d
 
 def test_denoise_cleans_the_held_out_test_pages_with_the_best_finalist(tmp_path, data_dir,
                                                                        capsys):
-    from search.denoise import CLEANED_TEST_DIR, RMSE_FILE, main
+    from search.denoise import CLEANED_TEST_DIR, RMSE_FILE, STDERR_LOG, main
     from search.models import build_model
 
     sweep = tmp_path / "text"
@@ -236,6 +236,7 @@ def test_denoise_cleans_the_held_out_test_pages_with_the_best_finalist(tmp_path,
     assert sorted(p.name for p in cleaned.glob("*.png")) == sorted(test_names)
     score = json.loads((cleaned / RMSE_FILE).read_text())
     assert score["pages"] == 24 and 0 < score["rmse"] < 1
+    assert (sweep / STDERR_LOG).is_file()  # TensorFlow's start-up lines, kept in the sweep
     assert f"{score['rmse']:.6f}" in capsys.readouterr().out
     other = load_task("text", DataOptions(data_dir=str(data_dir), seed=3)).splits
     (sweep / C.SPLITS_FILE).write_text(json.dumps(other))
@@ -246,7 +247,7 @@ def test_denoise_cleans_the_held_out_test_pages_with_the_best_finalist(tmp_path,
 def test_denoise_cleans_the_held_out_test_pages_with_the_sweeps_own_best(tmp_path, data_dir,
                                                                          capsys):
     """--held-out: the search's winner as the sweep exported it, without a finalists stage."""
-    from search.denoise import CLEANED_TEST_DIR, RMSE_FILE, main
+    from search.denoise import CLEANED_TEST_DIR, RMSE_FILE, STDERR_LOG, main
     from search.models import build_model
 
     sweep = tmp_path / "text"
@@ -261,6 +262,7 @@ def test_denoise_cleans_the_held_out_test_pages_with_the_sweeps_own_best(tmp_pat
     assert main(["--held-out", str(sweep)]) == 0
     score = json.loads((sweep / CLEANED_TEST_DIR / RMSE_FILE).read_text())
     assert score["pages"] == 24 and 0 < score["rmse"] < 1
+    assert (sweep / STDERR_LOG).is_file()  # TensorFlow's start-up lines, kept in the sweep
     assert f"sweep's best model over 24 pages: {score['rmse']:.6f}" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="give one"):
         main(["--held-out", str(sweep), "--finalists", str(sweep)])
