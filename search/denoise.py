@@ -168,9 +168,10 @@ def _load_model(path: Path, log_file: Path, verbose: bool) -> Any:
     `log_file` rather than between the command's own lines, unless `verbose`. Python's
     errors still print."""
     from search.console import quiet_native_stderr
-    from search.models import load_model  # lazily: --help and flag errors stay fast
 
     with quiet_native_stderr(log_file, verbose):
+        from search.models import load_model  # imports TensorFlow: its lines come here
+
         return load_model(path)
 
 
