@@ -46,21 +46,32 @@ def quiet_libraries(verbose: bool) -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     logging.getLogger("absl").setLevel(logging.ERROR)
-    # Ray says at every local start that it turned token authentication on: nothing to act
-    # on. Its warning that authentication is off stays.
+    # Module-level filters, not lambdas: `addFilter` skips one already there, so a second call
+    # (a sweep, then its finalists stage) adds nothing.
     from search.internals import RAY_TOKEN_LOGGER
 
-    logging.getLogger(RAY_TOKEN_LOGGER).addFilter(
-        lambda record: "Token authentication is enabled" not in record.getMessage())
-    # With `num_to_keep` set (a trial keeps its last checkpoints), Tune snapshots the
-    # experiment each time a short trial has checkpointed that often, and warns when that is
-    # more than once in 5 s. The snapshots are what makes a resume exact; nothing to act on.
-    logging.getLogger("ray.tune.execution.experiment_state").addFilter(
-        lambda record: "snapshotting has been triggered" not in record.getMessage())
-    # A trial the budget ended before it started has an empty folder, which Ray reports as a
-    # FileNotFoundError when the sweep ends; the leaderboard lists it as stopped, with why.
-    logging.getLogger("ray.tune.analysis.experiment_analysis").addFilter(
-        lambda record: not only_unstarted_trials(record.getMessage()))
+    logging.getLogger(RAY_TOKEN_LOGGER).addFilter(_not_token_notice)
+    logging.getLogger("ray.tune.execution.experiment_state").addFilter(_not_snapshot_notice)
+    logging.getLogger("ray.tune.analysis.experiment_analysis").addFilter(_not_unstarted_trials)
+
+
+def _not_token_notice(record: logging.LogRecord) -> bool:
+    """Ray says at every local start that it turned token authentication on: nothing to act
+    on. Its warning that authentication is off stays."""
+    return "Token authentication is enabled" not in record.getMessage()
+
+
+def _not_snapshot_notice(record: logging.LogRecord) -> bool:
+    """With `num_to_keep` set (a trial keeps its last checkpoints), Tune snapshots the
+    experiment each time a short trial has checkpointed that often, and warns when that is
+    more than once in 5 s. The snapshots are what makes a resume exact; nothing to act on."""
+    return "snapshotting has been triggered" not in record.getMessage()
+
+
+def _not_unstarted_trials(record: logging.LogRecord) -> bool:
+    """A trial the budget ended before it started has an empty folder, which Ray reports as a
+    FileNotFoundError when the sweep ends; the leaderboard lists it as stopped, with why."""
+    return not only_unstarted_trials(record.getMessage())
 
 
 _NOT_FOUND = re.compile(r"^- \S+: FileNotFoundError\('Could not fetch metrics for \S+: both "

@@ -509,7 +509,10 @@ def _run_locked(plan: Plan, *, address: str | None, cpus: float | None, gpus: fl
 
 def refit(sweep_dir: str | Path, **values: Any) -> Outcome:
     """The finalists stage of `sweep_dir` with the finalists' options (`aesearch refit`)."""
+    from search.console import quiet_libraries
+
     placement: dict[str, Any] = {k: values.pop(k) for k in PLACEMENT if k in values}
+    quiet_libraries(bool(placement.get("verbose")))  # as a sweep's console: Ray's notices off
     check_refit({**values, **placement})
     return run_plan(plan(sweep_dir, **values), **placement)
 

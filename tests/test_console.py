@@ -122,6 +122,9 @@ def test_duration():
     assert [duration(s) for s in (0, 59.4, 61, 3600 + 125)] == ["0s", "59s", "1m01s", "1h02m"]
 
 
+TOKEN = "ray._private.authentication.authentication_token_setup"  # Ray's start-up notice's logger
+
+
 def passes(name: str, message: str) -> bool:
     """Whether logger `name`'s filters let a warning with `message` through."""
     import logging
@@ -138,15 +141,17 @@ def test_quiet_libraries_drops_only_the_notices_nothing_can_act_on():
     state = "ray.tune.execution.experiment_state"
     snapshot = "Experiment state snapshotting has been triggered multiple times in the last 5 s"
     slow = "Saving the experiment state took ~40.00 seconds"
-    for logger in (state, "ray._private.authentication.authentication_token_setup"):
+    for logger in (state, TOKEN):
         logging.getLogger(logger).filters.clear()
     quiet_libraries(verbose=True)
     assert passes(state, snapshot)
     quiet_libraries(verbose=False)
     assert not passes(state, snapshot)
     assert passes(state, slow)  # a slow save is worth a line
-    assert not passes("ray._private.authentication.authentication_token_setup",
-                      "Token authentication is enabled")
+    assert not passes(TOKEN, "Token authentication is enabled")
+    before = {name: len(logging.getLogger(name).filters) for name in (state, TOKEN)}
+    quiet_libraries(verbose=False)  # a sweep, then its finalists stage: nothing piles up
+    assert {name: len(logging.getLogger(name).filters) for name in (state, TOKEN)} == before
 
 
 def test_rays_missing_metrics_warning_is_dropped_only_for_trials_that_never_started(tmp_path):

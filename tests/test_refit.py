@@ -193,6 +193,7 @@ def test_a_sweep_refitted_end_to_end_resumes_without_retraining(tmp_path, data_d
     proc = _cli(args, data_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("finished ") >= 4 and "finished search 1 " in proc.stdout
+    assert "Token authentication is enabled" not in proc.stdout + proc.stderr  # as a sweep's
     runs = pd.read_csv(sweep / C.FINALISTS_DIR / C.RUNS_FILE)
     assert len(runs) == 4 and runs[C.TEST_MSE].notna().all()
     assert sorted(runs["kind"]) == ["search", "search", "study", "study"]
